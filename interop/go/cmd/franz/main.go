@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"time"
@@ -158,6 +159,11 @@ func consume(a spec.Args) {
 		spec.Fail("client: %v", err)
 	}
 	defer cl.Close()
+	// franz-go exposes each record's batch attributes: check the batches really carry the codec
+	// the producer was asked for (catches a client that silently stops compressing).
+	codecIDs := map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+	wantCodec, checkCodec := codecIDs[a.CodecTag]
+	codecErrs := 0
 	deadline := time.Now().Add(spec.Timeout())
 	for !v.Done() && time.Now().Before(deadline) {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -174,6 +180,12 @@ func consume(a spec.Args) {
 				hs = append(hs, spec.Header{Key: h.Key, Value: string(h.Value)})
 			}
 			v.Add(r.Partition, r.Offset, r.Key, r.Value, hs, r.Timestamp.UnixMilli())
+			if got := r.Attrs.CompressionType(); checkCodec && got != wantCodec {
+				codecErrs++
+				if codecErrs == 1 {
+					fmt.Fprintf(os.Stderr, "p%d@%d: batch compression %d, expected %d (%s)\n", r.Partition, r.Offset, got, wantCodec, a.CodecTag)
+				}
+			}
 		})
 	}
 	ctx, cancel := ctxT(30 * time.Second)
@@ -188,8 +200,11 @@ func consume(a spec.Args) {
 		s, _ := starts.Lookup(o.Topic, o.Partition)
 		total += o.Offset - s.Offset
 	})
+	if codecErrs > 0 {
+		spec.Fail("%d records were in batches not compressed with %s (codec ids: none 0, gzip 1, snappy 2, lz4 3, zstd 4)", codecErrs, a.CodecTag)
+	}
 	v.Finish(total)
-	fmt.Printf("OK franz-go consumed %d records from %d partitions (codec tag %s)\n", a.Count, len(parts), a.CodecTag)
+	fmt.Printf("OK franz-go consumed %d records from %d partitions (codec tag %s%s)\n", a.Count, len(parts), a.CodecTag, map[bool]string{true: ", batch codec checked"}[checkCodec])
 }
 
 func admin(a spec.Args) {
