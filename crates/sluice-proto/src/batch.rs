@@ -730,11 +730,9 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let mut total = 0;
             let mut iter = BatchIter::new(&bytes);
-            for item in iter.by_ref() {
-                if let Ok((header, range)) = item {
-                    total += range.len();
-                    let _ = (header.compression(), header.last_sequence(), header.next_offset());
-                }
+            for (header, range) in iter.by_ref().flatten() {
+                total += range.len();
+                let _ = (header.compression(), header.last_sequence(), header.next_offset());
             }
             prop_assert_eq!(iter.position(), total);
         }

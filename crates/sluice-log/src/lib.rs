@@ -1,0 +1,31 @@
+//! Sluice's storage engine: partition logs in Kafka's on-disk layout.
+//!
+//! A [`LogManager`] owns one log directory and its checkpoint files; each partition is a
+//! [`Log`] in `<topic>-<partition>/`, made of segments (`<base offset>.log` with `.index` and
+//! `.timeindex`), a `leader-epoch-checkpoint` and producer-state `.snapshot` files. Batches are
+//! stored exactly as received (record batch v2), after the leader patched their base offset and
+//! leader epoch in place. Reads return file slices that a network layer can hand to sendfile.
+//!
+//! This crate knows nothing of sockets or Kafka request types; errors map to Kafka error codes
+//! through [`LogError::kafka_error_code`].
+
+mod checkpoint;
+pub mod config;
+pub mod epoch;
+pub mod error;
+pub mod index;
+pub mod io;
+mod log;
+pub mod manager;
+pub mod producer;
+mod segment;
+
+pub use crate::config::LogConfig;
+pub use crate::error::{LogError, Result};
+pub use crate::io::{FaultyIo, LogIo, OsIo};
+pub use crate::log::{
+    now_ms, AppendInfo, AppendOutcome, FileSlice, Log, LogOpenOptions, ReadInfo, SegmentInfo,
+    TimestampOffset,
+};
+pub use crate::manager::{LogManager, TopicPartition};
+pub use crate::producer::{AppendOrigin, BatchMetadata, ProducerStateEntry, ProducerStateManager};
