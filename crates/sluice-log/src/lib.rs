@@ -24,8 +24,8 @@ pub use crate::config::LogConfig;
 pub use crate::error::{LogError, Result};
 pub use crate::io::{FaultyIo, LogIo, OsIo};
 pub use crate::log::{
-    now_ms, AppendInfo, AppendOutcome, FileSlice, Log, LogOpenOptions, ReadInfo, SegmentInfo,
-    TimestampOffset,
+    now_ms, AppendInfo, AppendOutcome, FileSlice, Log, LogOpenOptions, ReadInfo, RecoveryReport,
+    SegmentInfo, TimestampOffset,
 };
 pub use crate::manager::{LogManager, TopicPartition};
 pub use crate::producer::{AppendOrigin, BatchMetadata, ProducerStateEntry, ProducerStateManager};

@@ -131,6 +131,28 @@ pub struct SegmentInfo {
     pub max_timestamp: i64,
 }
 
+/// What recovery cut from a log when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Base offset of the segment that was cut.
+    pub segment_base_offset: i64,
+    /// Position in that segment where the valid data ends.
+    pub position: u64,
+    /// Bytes removed, including later segments.
+    pub bytes_cut: u64,
+    /// Whole segments removed after the cut one.
+    pub segments_dropped: usize,
+    /// Why the batch at `position` was rejected.
+    pub reason: String,
+}
+
+/// What opening found, passed through the recovery helpers.
+#[derive(Debug, Default)]
+struct OpenState {
+    cursor: IndexCursor,
+    report: Option<RecoveryReport>,
+}
+
 /// State only the appender touches.
 #[derive(Debug)]
 struct Inner {
@@ -171,6 +193,8 @@ pub struct Log {
     /// First offset of the oldest open transaction, or i64::MAX.
     first_unstable_offset: AtomicI64,
     offline: AtomicBool,
+    /// What recovery cut at open, if anything.
+    recovery_report: Option<RecoveryReport>,
     inner: Mutex<Inner>,
     flush_lock: Mutex<()>,
 }
@@ -190,9 +214,9 @@ impl Log {
         if segments.is_empty() {
             segments.push(Arc::new(Segment::create(dir, start_hint)?));
         }
-        let mut cursor = IndexCursor::default();
+        let mut state = OpenState::default();
         let log_end_offset = if options.clean_shutdown {
-            load_clean_tail(&mut segments, &config, &*options.io, &mut cursor)?
+            load_clean_tail(&mut segments, &config, &*options.io, &mut state)?
         } else {
             recover(
                 dir,
@@ -200,7 +224,7 @@ impl Log {
                 &config,
                 &*options.io,
                 options.recovery_point,
-                &mut cursor,
+                &mut state,
             )?
         };
         let log_start_offset = start_hint.max(segments[0].base_offset).min(log_end_offset);
@@ -224,12 +248,13 @@ impl Log {
             recovery_point: AtomicI64::new(options.recovery_point.clamp(0, log_end_offset)),
             first_unstable_offset: AtomicI64::new(i64::MAX),
             offline: AtomicBool::new(false),
+            recovery_report: state.report,
             inner: Mutex::new(Inner {
                 closed: false,
                 producers: ProducerStateManager::new(),
                 epochs,
                 active_files: None,
-                cursor,
+                cursor: state.cursor,
                 active_created_ms: options.now_ms,
                 roll_jitter_ms: 0,
                 unflushed_messages: 0,
@@ -248,6 +273,11 @@ impl Log {
             log.rebuild_producer_state(&mut inner, &listing.snapshot_offsets)?;
         }
         Ok(log)
+    }
+
+    /// What recovery cut when this log was opened (`None`: nothing).
+    pub fn recovery_report(&self) -> Option<&RecoveryReport> {
+        self.recovery_report.as_ref()
     }
 
     /// The partition directory.
@@ -1250,7 +1280,7 @@ fn load_clean_tail(
     segments: &mut [Arc<Segment>],
     config: &LogConfig,
     io: &dyn LogIo,
-    cursor: &mut IndexCursor,
+    state: &mut OpenState,
 ) -> Result<i64> {
     let last = segments.last().expect("a log always has a segment").clone();
     let interval = config.index_interval_bytes;
@@ -1276,11 +1306,11 @@ fn load_clean_tail(
             }
             Err(err) => {
                 tracing::warn!(segment = %last.log_path().display(), %err, "clean log has a bad tail; recovering it");
-                return recover_from(segments, segments.len() - 1, config, io, cursor);
+                return recover_from(segments, segments.len() - 1, config, io, state);
             }
         }
     }
-    *cursor = cursor_for(&last, interval)?;
+    state.cursor = cursor_for(&last, interval)?;
     Ok(end.unwrap_or(last.base_offset))
 }
 
@@ -1292,12 +1322,12 @@ fn recover(
     config: &LogConfig,
     io: &dyn LogIo,
     recovery_point: i64,
-    cursor: &mut IndexCursor,
+    state: &mut OpenState,
 ) -> Result<i64> {
     let first = segments
         .partition_point(|s| s.base_offset <= recovery_point)
         .saturating_sub(1);
-    let end = recover_from(segments, first, config, io, cursor)?;
+    let end = recover_from(segments, first, config, io, state)?;
     let cut_from = segments
         .iter()
         .position(|s| s.size() == 0 && s.base_offset > end);
@@ -1319,7 +1349,7 @@ fn recover_from(
     first: usize,
     config: &LogConfig,
     io: &dyn LogIo,
-    cursor: &mut IndexCursor,
+    state: &mut OpenState,
 ) -> Result<i64> {
     let interval = config.index_interval_bytes;
     let mut end = segments[first].base_offset;
@@ -1351,7 +1381,7 @@ fn recover_from(
         }
         segment.write_index_files(&outcome.indexes)?;
         segment.install_scan(&mut outcome);
-        *cursor = outcome.cursor;
+        state.cursor = outcome.cursor;
         end = outcome.next_offset.unwrap_or(end.max(segment.base_offset));
     }
     if let Some((i, reason, bytes)) = cut {
@@ -1373,10 +1403,17 @@ fn recover_from(
             reason = %reason,
             "recovery truncated the log at the first bad batch"
         );
+        state.report = Some(RecoveryReport {
+            segment_base_offset: segments[i].base_offset,
+            position: segments[i].size(),
+            bytes_cut: dropped_bytes,
+            segments_dropped: dropped_segments,
+            reason,
+        });
     }
     let last = segments.last().expect("a log always has a segment");
     if last.size() > 0 {
-        *cursor = cursor_for(last, interval)?;
+        state.cursor = cursor_for(last, interval)?;
     }
     Ok(end)
 }
