@@ -1,0 +1,445 @@
+//! Broker configuration with Kafka's property names, defaults and validation.
+//!
+//! A `server.properties`-style file is read first, then `--override key=value` pairs. Unknown
+//! names are refused at start; names Kafka has but Sluice does not need are accepted with a
+//! warning so existing files keep working.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A configuration problem, reported at start with the property named.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The name is not a Kafka broker property Sluice knows.
+    #[error("unknown configuration property `{0}`")]
+    Unknown(String),
+    /// The value does not parse or is out of range.
+    #[error("invalid value `{value}` for `{name}`: {reason}")]
+    Invalid {
+        /// Property name.
+        name: String,
+        /// Value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A line of the file is not `key=value`.
+    #[error("{file}:{line}: expected `key=value`")]
+    Syntax {
+        /// File path.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {file}: {source}")]
+    Io {
+        /// File path.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Kafka broker properties that Sluice accepts but that have no effect here (thread pools, JVM
+/// and ZooKeeper-era tuning). Accepted so that existing `server.properties` files start.
+const IGNORED: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "background.threads",
+    "queued.max.requests",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "controller.listener.names",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "log.retention.check.interval.ms",
+    "log.cleaner.enable",
+];
+
+/// The broker's effective configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id` (alias `broker.id`): this node's id in the cluster.
+    pub node_id: i32,
+    /// `listeners`: where the client listener binds.
+    pub listener: SocketAddr,
+    /// `advertised.listeners`: host and port given to clients in Metadata.
+    pub advertised_host: String,
+    /// Port advertised with `advertised_host`.
+    pub advertised_port: u16,
+    /// `log.dirs` / `log.dir`: the data directory (one supported for now).
+    pub log_dir: PathBuf,
+    /// `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes`: largest record batch accepted (topic default `max.message.bytes`).
+    pub message_max_bytes: i32,
+    /// `socket.request.max.bytes`: largest request frame accepted.
+    pub socket_request_max_bytes: i32,
+    /// `max.connections`: client connections accepted at once.
+    pub max_connections: usize,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `cluster.id` (Sluice-specific default; Kafka takes it from `meta.properties`).
+    pub cluster_id: String,
+    /// Topic-config defaults set at broker level (`log.segment.bytes` …), by topic-config name.
+    pub log_defaults: BTreeMap<&'static str, String>,
+    /// Every property that was set explicitly, for DescribeConfigs sources.
+    pub explicit: BTreeMap<String, String>,
+}
+
+/// Broker properties that set a topic-level default: (broker name, topic name, Kafka default).
+pub const LOG_DEFAULTS: &[(&str, &str, &str)] = &[
+    ("log.segment.bytes", "segment.bytes", "1073741824"),
+    ("log.roll.ms", "segment.ms", "604800000"),
+    ("log.roll.jitter.ms", "segment.jitter.ms", "0"),
+    ("log.index.interval.bytes", "index.interval.bytes", "4096"),
+    (
+        "log.index.size.max.bytes",
+        "segment.index.bytes",
+        "10485760",
+    ),
+    (
+        "log.flush.interval.messages",
+        "flush.messages",
+        "9223372036854775807",
+    ),
+    ("log.flush.interval.ms", "flush.ms", "9223372036854775807"),
+    ("log.retention.ms", "retention.ms", "604800000"),
+    ("log.retention.bytes", "retention.bytes", "-1"),
+    ("log.cleanup.policy", "cleanup.policy", "delete"),
+    (
+        "log.message.timestamp.type",
+        "message.timestamp.type",
+        "CreateTime",
+    ),
+    ("compression.type", "compression.type", "producer"),
+    ("min.insync.replicas", "min.insync.replicas", "1"),
+    (
+        "log.segment.delete.delay.ms",
+        "file.delete.delay.ms",
+        "60000",
+    ),
+    ("message.max.bytes", "max.message.bytes", "1048588"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+    ),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+        "9223372036854775807",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+        "3600000",
+    ),
+    (
+        "log.cleaner.min.compaction.lag.ms",
+        "min.compaction.lag.ms",
+        "0",
+    ),
+    (
+        "log.cleaner.max.compaction.lag.ms",
+        "max.compaction.lag.ms",
+        "9223372036854775807",
+    ),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+        "0.5",
+    ),
+    (
+        "log.cleaner.delete.retention.ms",
+        "delete.retention.ms",
+        "86400000",
+    ),
+    ("log.preallocate", "preallocate", "false"),
+];
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listener: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            log_dir: PathBuf::from("./sluice-data"),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            delete_topic_enable: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            max_connections: 10_000,
+            rack: None,
+            cluster_id: "sluice-cluster-0000000".into(),
+            log_defaults: LOG_DEFAULTS
+                .iter()
+                .map(|(_, topic, default)| (*topic, (*default).to_string()))
+                .collect(),
+            explicit: BTreeMap::new(),
+        }
+    }
+}
+
+fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, value, "not a number in range"))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(name, value, "expected true or false")),
+    }
+}
+
+/// Parses the first `PLAINTEXT://host:port` entry of a listener list.
+fn parse_listener(name: &str, value: &str) -> Result<(String, u16), ConfigError> {
+    let first = value.split(',').next().unwrap_or("").trim();
+    let rest = match first.split_once("://") {
+        Some((protocol, rest)) => {
+            let protocol = protocol.to_ascii_uppercase();
+            if protocol != "PLAINTEXT" {
+                return Err(invalid(
+                    name,
+                    value,
+                    format!("listener protocol {protocol} is not supported yet (PLAINTEXT only)"),
+                ));
+            }
+            rest
+        }
+        None => return Err(invalid(name, value, "expected PLAINTEXT://host:port")),
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(name, value, "expected host:port"))?;
+    let port: u16 = parse_num(name, port)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port))
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from an optional properties file and `key=value` overrides
+    /// (applied in order, later ones winning).
+    pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                file: path.display().to_string(),
+                source,
+            })?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                    continue;
+                }
+                let (k, v) = line
+                    .split_once('=')
+                    .or_else(|| line.split_once(':'))
+                    .ok_or_else(|| ConfigError::Syntax {
+                        file: path.display().to_string(),
+                        line: i + 1,
+                    })?;
+                pairs.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::Syntax {
+                file: "--override".into(),
+                line: 0,
+            })?;
+            pairs.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let mut config = BrokerConfig::default();
+        for (k, v) in &pairs {
+            config.set(k, v)?;
+        }
+        Ok(config)
+    }
+
+    /// Applies one property.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let advertised_set = self.explicit.contains_key("advertised.listeners");
+        match name {
+            "node.id" | "broker.id" => self.node_id = parse_num(name, value)?,
+            "listeners" => {
+                let (host, port) = parse_listener(name, value)?;
+                let addr = format!("{host}:{port}");
+                self.listener = addr
+                    .parse()
+                    .or_else(|_| {
+                        std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                            .ok()
+                            .and_then(|mut a| a.next())
+                            .ok_or(())
+                    })
+                    .map_err(|_| invalid(name, value, "cannot resolve host"))?;
+                if !advertised_set {
+                    self.advertised_host = if host == "0.0.0.0" {
+                        "127.0.0.1".into()
+                    } else {
+                        host
+                    };
+                    self.advertised_port = port;
+                }
+            }
+            "advertised.listeners" => {
+                let (host, port) = parse_listener(name, value)?;
+                self.advertised_host = host;
+                self.advertised_port = port;
+            }
+            "log.dirs" | "log.dir" => {
+                let first = value.split(',').next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return Err(invalid(name, value, "empty path"));
+                }
+                self.log_dir = PathBuf::from(first);
+            }
+            "num.partitions" => {
+                self.num_partitions = parse_num(name, value)?;
+                if self.num_partitions < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+            }
+            "default.replication.factor" => {
+                self.default_replication_factor = parse_num(name, value)?;
+                if self.default_replication_factor < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+            }
+            "auto.create.topics.enable" => self.auto_create_topics = parse_bool(name, value)?,
+            "delete.topic.enable" => self.delete_topic_enable = parse_bool(name, value)?,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = parse_num(name, value)?;
+                if self.socket_request_max_bytes < 1024 {
+                    return Err(invalid(name, value, "must be at least 1024"));
+                }
+            }
+            "max.connections" => self.max_connections = parse_num(name, value)?,
+            "broker.rack" => self.rack = Some(value.to_string()),
+            "cluster.id" => self.cluster_id = value.to_string(),
+            _ => {
+                if let Some((_, topic_name, _)) = LOG_DEFAULTS.iter().find(|(b, _, _)| *b == name) {
+                    crate::topic_config::validate(topic_name, value)
+                        .map_err(|reason| invalid(name, value, reason))?;
+                    if name == "message.max.bytes" {
+                        self.message_max_bytes = parse_num(name, value)?;
+                    }
+                    self.log_defaults.insert(topic_name, value.to_string());
+                } else if let Some(hours) = name.strip_prefix("log.retention.") {
+                    let factor: i64 = match hours {
+                        "hours" => 3_600_000,
+                        "minutes" => 60_000,
+                        _ => return Err(ConfigError::Unknown(name.into())),
+                    };
+                    let n: i64 = parse_num(name, value)?;
+                    self.log_defaults
+                        .insert("retention.ms", (n.saturating_mul(factor)).to_string());
+                } else if name == "log.roll.hours" {
+                    let n: i64 = parse_num(name, value)?;
+                    self.log_defaults
+                        .insert("segment.ms", (n.saturating_mul(3_600_000)).to_string());
+                } else if IGNORED.contains(&name) {
+                    tracing::warn!(
+                        property = name,
+                        "configuration property has no effect in Sluice"
+                    );
+                } else {
+                    return Err(ConfigError::Unknown(name.into()));
+                }
+            }
+        }
+        self.explicit.insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.log_defaults["segment.bytes"], "1073741824");
+        assert!(c.auto_create_topics);
+    }
+
+    #[test]
+    fn overrides_apply_and_unknown_names_are_refused() {
+        let c = BrokerConfig::load(
+            None,
+            &[
+                "listeners=PLAINTEXT://127.0.0.1:19092".into(),
+                "num.partitions=4".into(),
+                "log.segment.bytes=1048576".into(),
+                "log.retention.hours=1".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.listener.port(), 19092);
+        assert_eq!(c.advertised_port, 19092);
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(c.log_defaults["segment.bytes"], "1048576");
+        assert_eq!(c.log_defaults["retention.ms"], "3600000");
+        let err = BrokerConfig::load(None, &["no.such.thing=1".into()]).unwrap_err();
+        assert!(err.to_string().contains("no.such.thing"), "{err}");
+        let err = BrokerConfig::load(None, &["num.partitions=zero".into()]).unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let err = BrokerConfig::load(None, &["log.segment.bytes=10".into()]).unwrap_err();
+        assert!(err.to_string().contains("log.segment.bytes"), "{err}");
+    }
+
+    #[test]
+    fn file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        std::fs::write(
+            &path,
+            "# comment\nnode.id=3\nlog.dirs=/tmp/x\nnum.network.threads=3\n",
+        )
+        .unwrap();
+        let c = BrokerConfig::load(Some(&path), &[]).unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
+    }
+}

@@ -1,0 +1,42 @@
+//! The broker's error type and its one mapping to Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+
+/// A failed broker operation, carrying the Kafka error a client sees.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    /// The Kafka error code.
+    pub code: ResponseError,
+    /// A human-readable message (sent where the response has an error-message field).
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a message.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The wire code.
+    pub fn code(&self) -> i16 {
+        self.code.code()
+    }
+}
+
+impl From<sluice_log::LogError> for ApiError {
+    fn from(e: sluice_log::LogError) -> ApiError {
+        let code = ResponseError::try_from_code(e.kafka_error_code())
+            .unwrap_or(ResponseError::UnknownServerError);
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> ApiError {
+        ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}

@@ -1,0 +1,5 @@
+//! Admin APIs: topics, configs, cluster description.
+
+pub(crate) mod cluster;
+pub(crate) mod configs;
+pub(crate) mod topics;

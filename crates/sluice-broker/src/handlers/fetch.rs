@@ -1,0 +1,146 @@
+//! Fetch: reads record batches up to the high watermark (or the last stable offset for
+//! `read_committed`), long-polling until `min_bytes` are ready or `max_wait_ms` passes.
+//!
+//! Sessions (KIP-227) are answered session-less: the response carries session id 0, which tells
+//! the client that no session was created, so it keeps sending full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+use crate::broker::{Broker, Topic};
+
+/// Longest a fetch may park, whatever the client asks (bounds parked requests).
+const MAX_WAIT_MS_MAX: i32 = 300_000;
+/// `isolation_level` value for `read_committed`.
+const READ_COMMITTED: i8 = 1;
+
+/// Answers a Fetch request, parking it until enough data arrived or its wait ran out.
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    let wait = Duration::from_millis(request.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
+    let deadline = tokio::time::Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    loop {
+        // Register for the wake-up before reading, so an append between the read and the wait
+        // is not missed.
+        let notified = broker.data_arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (response, bytes, has_error) = read(broker, &request, version);
+        if bytes >= min_bytes || has_error || tokio::time::Instant::now() >= deadline {
+            return response;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+fn resolve_topic(
+    broker: &Broker,
+    t: &kafka_protocol::messages::fetch_request::FetchTopic,
+    version: i16,
+) -> Option<Arc<Topic>> {
+    if version >= 13 {
+        broker.topic_by_id(t.topic_id)
+    } else {
+        broker.topic(t.topic.as_str())
+    }
+}
+
+/// One pass over the requested partitions: the response, the record bytes in it, and whether
+/// any partition has an error (which returns the response at once).
+fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let committed = request.isolation_level == READ_COMMITTED;
+    let mut budget = if version >= 3 {
+        request.max_bytes.max(0) as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0usize;
+    let mut has_error = false;
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let topic = resolve_topic(broker, t, version);
+        let unknown = if version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let data = match topic.as_ref() {
+                None => error_partition(p.partition, unknown),
+                Some(topic) => {
+                    let (data, bytes) = read_partition(topic, p, committed, budget, total == 0);
+                    total += bytes;
+                    budget = budget.saturating_sub(bytes);
+                    data
+                }
+            };
+            has_error |= data.error_code != 0;
+            partitions.push(data);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    let response = FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses);
+    (response, total, has_error)
+}
+
+fn error_partition(index: i32, code: ResponseError) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_records(Some(Bytes::new()))
+}
+
+fn read_partition(
+    topic: &Topic,
+    p: &FetchPartition,
+    committed: bool,
+    budget: usize,
+    min_one: bool,
+) -> (PartitionData, usize) {
+    let Some(partition) = topic.partition(p.partition) else {
+        return (
+            error_partition(p.partition, ResponseError::UnknownTopicOrPartition),
+            0,
+        );
+    };
+    let limit = budget.min(p.partition_max_bytes.max(0) as usize);
+    let data = PartitionData::default()
+        .with_partition_index(p.partition)
+        .with_high_watermark(partition.high_watermark())
+        .with_last_stable_offset(partition.last_stable_offset())
+        .with_log_start_offset(partition.log_start_offset())
+        .with_aborted_transactions(if committed { Some(Vec::new()) } else { None });
+    match partition.read(p.fetch_offset, limit, committed, min_one) {
+        Ok(records) => {
+            let n = records.len();
+            (data.with_records(Some(records)), n)
+        }
+        Err(e) => (
+            data.with_error_code(e.code())
+                .with_records(Some(Bytes::new())),
+            0,
+        ),
+    }
+}

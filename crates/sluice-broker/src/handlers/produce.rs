@@ -1,0 +1,88 @@
+//! Produce: validates and appends record batches, one partition at a time.
+//!
+//! Records stay as the `Bytes` slices of the request frame; only batch headers are read. On one
+//! node the in-sync replica set is the leader alone, so `acks=all` completes with the local
+//! append, exactly like `acks=1`; replication will park `acks=all` until the high watermark
+//! passes the batch.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{now_ms, sb};
+use crate::broker::Broker;
+use crate::error::ApiError;
+
+fn partition_error(index: i32, e: &ApiError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(e.code())
+        .with_base_offset(-1)
+        .with_error_message(Some(sb(e.message.clone())))
+}
+
+/// Answers a Produce request; `None` when `acks=0` asks for no response.
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: ProduceRequest,
+    _version: i16,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let now = now_ms();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let topic = broker.topic(topic_data.name.as_str());
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            let result = if !matches!(acks, -1..=1) {
+                Err(ApiError::new(
+                    ResponseError::InvalidRequiredAcks,
+                    format!("acks must be -1, 0 or 1, not {acks}"),
+                ))
+            } else if request.transactional_id.is_some() {
+                Err(ApiError::new(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "transactions are not supported yet",
+                ))
+            } else {
+                match topic.as_ref().and_then(|t| t.partition(pd.index)) {
+                    None => Err(ApiError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        "This server does not host this topic-partition.",
+                    )),
+                    Some(partition) => match &pd.records {
+                        Some(records) if !records.is_empty() => partition.append(records, now),
+                        _ => Err(ApiError::new(
+                            ResponseError::CorruptMessage,
+                            "produce request without records",
+                        )),
+                    },
+                }
+            };
+            let response = match result {
+                Ok(r) => PartitionProduceResponse::default()
+                    .with_index(pd.index)
+                    .with_base_offset(r.base_offset)
+                    .with_log_append_time_ms(r.log_append_time_ms)
+                    .with_log_start_offset(r.log_start_offset),
+                Err(e) => {
+                    tracing::debug!(topic = %topic_data.name.as_str(), partition = pd.index, error = %e, "produce refused");
+                    partition_error(pd.index, &e)
+                }
+            };
+            partition_responses.push(response);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    broker.data_arrived.notify_waiters();
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

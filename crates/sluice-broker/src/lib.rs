@@ -1,0 +1,16 @@
+//! The Sluice broker: network server, request handlers, topics and partitions, and (later) the
+//! replica manager and coordinators. `sluice server` runs [`server::run`].
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod error;
+mod handlers;
+pub mod metadata_store;
+pub mod partition;
+pub mod server;
+pub mod shutdown;
+pub mod topic_config;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;

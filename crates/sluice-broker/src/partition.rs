@@ -1,0 +1,232 @@
+//! A partition this broker leads: its log, high watermark and leader epoch. The one place the
+//! broker calls the storage engine, so handlers speak in Kafka terms only.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::RecordBatchDecoder;
+use sluice_log::AppendOutcome;
+use sluice_proto::batch::TimestampType;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::topic_config::TopicConfig;
+
+/// Outcome of a successful append.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    /// Offset of the first record written (or of the original write, for a duplicate).
+    pub base_offset: i64,
+    /// Broker time stamped on the batches for `LogAppendTime` topics, else -1.
+    pub log_append_time_ms: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// One partition.
+#[derive(Debug)]
+pub struct Partition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub index: i32,
+    /// The partition's log, shared with the log manager (checkpoints, shutdown).
+    log: Arc<sluice_log::Log>,
+    /// Whether the topic is compacted (records need keys).
+    compacted: bool,
+}
+
+/// Translates topic configs into the log's settings.
+pub fn log_config(config: &TopicConfig) -> sluice_log::LogConfig {
+    let ts_type = if config.string("message.timestamp.type") == "LogAppendTime" {
+        TimestampType::LogAppendTime
+    } else {
+        TimestampType::CreateTime
+    };
+    sluice_log::LogConfig {
+        segment_bytes: config.long("segment.bytes", 1 << 30) as u64,
+        segment_ms: config.long("segment.ms", 604_800_000),
+        segment_jitter_ms: config.long("segment.jitter.ms", 0),
+        index_interval_bytes: config.long("index.interval.bytes", 4096) as u64,
+        segment_index_bytes: config.long("segment.index.bytes", 10 << 20) as u64,
+        max_message_bytes: config.long("max.message.bytes", 1_048_588) as usize,
+        flush_messages: config.long("flush.messages", i64::MAX),
+        flush_ms: config.long("flush.ms", i64::MAX),
+        message_timestamp_type: ts_type,
+        message_timestamp_before_max_ms: config.long("message.timestamp.before.max.ms", i64::MAX),
+        message_timestamp_after_max_ms: config.long("message.timestamp.after.max.ms", i64::MAX),
+        file_delete_delay_ms: config.long("file.delete.delay.ms", 60_000),
+    }
+}
+
+/// Checks that every record of every batch has a key (compacted topics), decoding the batches.
+fn check_keys_present(records: &Bytes) -> Result<(), ApiError> {
+    let mut buf = records.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut buf)
+        .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
+    for set in sets {
+        if set.records.iter().any(|r| r.key.is_none() && !r.control) {
+            return Err(ApiError::new(
+                ResponseError::InvalidRecord,
+                "Compacted topic cannot accept message without key.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Partition {
+    /// Wraps the partition's log and records the topic id beside it (`partition.metadata`).
+    pub fn new(
+        log: Arc<sluice_log::Log>,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        config: &TopicConfig,
+    ) -> Result<Partition, ApiError> {
+        let meta = log.dir().join("partition.metadata");
+        if !meta.exists() {
+            std::fs::write(&meta, format!("version: 0\ntopic_id: {topic_id}\n"))?;
+        }
+        Ok(Partition {
+            topic: topic.to_string(),
+            index,
+            log,
+            compacted: config.is_compacted(),
+        })
+    }
+
+    /// The current leader epoch. A single node leads every partition from epoch 0.
+    pub fn leader_epoch(&self) -> i32 {
+        0
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Arc<sluice_log::Log> {
+        &self.log
+    }
+
+    /// Validates and appends a producer's record batches as leader. A batch the producer already
+    /// wrote (an idempotent retry) is acknowledged with its original offset and not written again.
+    pub fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, ApiError> {
+        if self.compacted {
+            check_keys_present(records)?;
+        }
+        // The request's bytes are shared and immutable; the log patches offsets in place, so it
+        // gets its own copy. (A zero-copy write path is a later optimisation.)
+        let mut buf = BytesMut::from(&records[..]);
+        let outcome = self
+            .log
+            .append_as_leader(&mut buf, self.leader_epoch(), now_ms)?;
+        let appended = match outcome {
+            AppendOutcome::Appended(info) => {
+                if info.flush_due {
+                    let log = self.log.clone();
+                    std::thread::spawn(move || {
+                        if let Err(e) = log.flush() {
+                            tracing::error!(error = %e, "flush failed");
+                        }
+                    });
+                }
+                Appended {
+                    base_offset: info.first_offset,
+                    log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
+                    log_start_offset: info.log_start_offset,
+                }
+            }
+            AppendOutcome::Duplicate {
+                first_offset,
+                log_start_offset,
+                ..
+            } => Appended {
+                base_offset: first_offset,
+                log_append_time_ms: -1,
+                log_start_offset,
+            },
+        };
+        // One node: the in-sync replica set is the leader alone, so the high watermark is the
+        // log end offset.
+        self.log.set_high_watermark(self.log.log_end_offset());
+        Ok(appended)
+    }
+
+    /// Reads batches from `offset`, at most `max_bytes` (but at least one batch if `min_one`),
+    /// up to the high watermark, or the last stable offset when `committed`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        committed: bool,
+        min_one: bool,
+    ) -> Result<Bytes, ApiError> {
+        let end = if committed {
+            self.last_stable_offset()
+        } else {
+            self.high_watermark()
+        };
+        let (_, bytes) = self.log.read_bytes(offset, max_bytes, end, min_one)?;
+        Ok(bytes)
+    }
+
+    /// High watermark.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.high_watermark()
+    }
+
+    /// Last stable offset.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset()
+    }
+
+    /// Log start offset.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// Log end offset.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// First record whose timestamp is at least `timestamp`: (timestamp, offset, leader epoch).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64, i32)>, ApiError> {
+        let Some(found) = self.log.offset_for_timestamp(timestamp)? else {
+            return Ok(None);
+        };
+        // The log finds the batch; decode that one batch to find the exact record.
+        let mut buf = BytesMut::zeroed(found.batch.len);
+        found
+            .batch
+            .file
+            .read_exact_at(&mut buf, found.batch.position)?;
+        let mut bytes = buf.freeze();
+        if let Ok(set) = RecordBatchDecoder::decode(&mut bytes) {
+            if let Some(r) = set
+                .records
+                .iter()
+                .find(|r| r.timestamp >= timestamp && !r.control)
+            {
+                return Ok(Some((r.timestamp, r.offset, found.leader_epoch)));
+            }
+        }
+        Ok(Some((found.timestamp, found.offset, found.leader_epoch)))
+    }
+
+    /// The record with the largest timestamp: (timestamp, offset, leader epoch).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64, i32)>, ApiError> {
+        Ok(self
+            .log
+            .max_timestamp_offset()?
+            .map(|(ts, offset)| (ts, offset, self.leader_epoch())))
+    }
+
+    /// End offset of `epoch` for OffsetForLeaderEpoch: (epoch, end offset).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), ApiError> {
+        Ok(self.log.end_offset_for_epoch(epoch)?)
+    }
+}

@@ -1,0 +1,246 @@
+//! The network server: accepts connections under a connection limit, runs one task per
+//! connection that answers requests in order, and shuts down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use sluice_proto::api;
+use sluice_proto::frame::{self, RequestPrefix};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::connection::{Connection, ConnectionError};
+use crate::error::ApiError;
+use crate::handlers::{self, api_versions, Reply};
+use crate::shutdown::Shutdown;
+
+/// Longest wait for connections to finish their in-flight request at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the log dir's checkpoints are written (Kafka's
+/// `log.flush.offset.checkpoint.interval.ms` default).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest backoff between failed accepts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts client connections.
+#[derive(Debug)]
+struct Listener {
+    /// The bound socket.
+    listener: TcpListener,
+    /// Shared broker state.
+    broker: Arc<Broker>,
+    /// Bounds open connections (`max.connections`); a permit is held per connection.
+    limit: Arc<Semaphore>,
+    /// Broadcasts the shutdown signal to every connection task.
+    notify_shutdown: broadcast::Sender<()>,
+    /// Dropped by each connection task when it ends; closing lets shutdown wait for all.
+    shutdown_complete: mpsc::Sender<()>,
+}
+
+/// One connection's request loop.
+#[derive(Debug)]
+struct Handler {
+    /// Shared broker state.
+    broker: Arc<Broker>,
+    /// The connection's bytes.
+    connection: Connection,
+    /// Peer address, for log lines.
+    peer: std::net::SocketAddr,
+    /// Reused buffer for encoding responses.
+    out: BytesMut,
+    /// Ends the loop between requests when the server shuts down.
+    shutdown: Shutdown,
+    /// Held until the task ends.
+    _shutdown_complete: mpsc::Sender<()>,
+}
+
+/// Binds the configured listener. Split from [`run`] so tests and the binary can learn the port.
+pub async fn bind(config: &BrokerConfig) -> std::io::Result<TcpListener> {
+    TcpListener::bind(config.listener).await
+}
+
+/// Opens the broker and serves until `shutdown` completes, then closes every log cleanly.
+pub async fn run(
+    config: BrokerConfig,
+    listener: TcpListener,
+    shutdown: impl Future,
+) -> Result<(), ApiError> {
+    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let dir = config.log_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                kafka_protocol::error::ResponseError::UnknownServerError,
+                e.to_string(),
+            )
+        })??;
+    let broker = Arc::new(broker);
+    tracing::info!(addr = %listener.local_addr()?, dir = %dir.display(), "sluice broker serving");
+    let (notify_shutdown, _) = broadcast::channel(1);
+    let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
+    let mut server = Listener {
+        listener,
+        broker: broker.clone(),
+        limit,
+        notify_shutdown,
+        shutdown_complete: shutdown_complete_tx,
+    };
+    let checkpointer = tokio::spawn(checkpoint_loop(broker.clone()));
+    tokio::select! {
+        res = server.run() => {
+            if let Err(e) = res {
+                tracing::error!(error = %e, "accept loop failed");
+            }
+        }
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    let Listener {
+        notify_shutdown,
+        shutdown_complete,
+        ..
+    } = server;
+    checkpointer.abort();
+    drop(notify_shutdown);
+    drop(shutdown_complete);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;
+    tokio::task::spawn_blocking(move || broker.close())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                kafka_protocol::error::ResponseError::UnknownServerError,
+                e.to_string(),
+            )
+        })?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Writes checkpoints periodically so that a crash recovers from a recent recovery point.
+async fn checkpoint_loop(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.checkpoint()).await;
+    }
+}
+
+impl Listener {
+    async fn run(&mut self) -> std::io::Result<()> {
+        loop {
+            let permit = self
+                .limit
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(std::io::Error::other)?;
+            let (socket, peer) = self.accept().await?;
+            let mut handler = Handler {
+                broker: self.broker.clone(),
+                connection: Connection::new(
+                    socket,
+                    self.broker.config.socket_request_max_bytes as usize,
+                ),
+                peer,
+                out: BytesMut::with_capacity(64 * 1024),
+                shutdown: Shutdown::new(self.notify_shutdown.subscribe()),
+                _shutdown_complete: self.shutdown_complete.clone(),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = handler.run().await {
+                    tracing::info!(peer = %handler.peer, error = %e, "closing connection");
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Accepts one connection, backing off on errors such as running out of file descriptors.
+    async fn accept(&mut self) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match self.listener.accept().await {
+                Ok(pair) => return Ok(pair),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// Why a request ends its connection.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Frame(#[from] frame::FrameError),
+    #[error("{api:?} v{version} is not supported")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+}
+
+impl Handler {
+    async fn run(&mut self) -> Result<(), RequestError> {
+        while !self.shutdown.is_shutdown() {
+            let frame = tokio::select! {
+                res = self.connection.read_frame() => res?,
+                _ = self.shutdown.recv() => return Ok(()),
+            };
+            let Some(frame) = frame else {
+                return Ok(());
+            };
+            self.process(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// Decodes, handles and answers one request.
+    async fn process(&mut self, mut frame: bytes::Bytes) -> Result<(), RequestError> {
+        let prefix = RequestPrefix::peek(&frame)?;
+        let api = ApiKey::try_from(prefix.api_key)
+            .map_err(|_| frame::FrameError::UnknownApiKey(prefix.api_key))?;
+        if !api::is_served(api, prefix.api_version) {
+            if api == ApiKey::ApiVersions {
+                // KIP-511: answer with a v0 body so the client can retry at a version we serve.
+                let response = ResponseKind::ApiVersions(api_versions::unsupported_version());
+                return self.send(api, 0, prefix.correlation_id, &response).await;
+            }
+            return Err(RequestError::UnsupportedVersion {
+                api,
+                version: prefix.api_version,
+            });
+        }
+        let header = frame::decode_header(api, prefix.api_version, &mut frame)?;
+        let request = frame::decode_body(api, prefix.api_version, &mut frame)?;
+        match handlers::handle(&self.broker, &header, request).await {
+            Reply::Response(response) => {
+                self.send(api, prefix.api_version, prefix.correlation_id, &response)
+                    .await
+            }
+            Reply::None => Ok(()),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        response: &ResponseKind,
+    ) -> Result<(), RequestError> {
+        self.out.clear();
+        frame::encode_response(api, version, correlation_id, response, &mut self.out)?;
+        self.connection.write_all(&self.out).await?;
+        Ok(())
+    }
+}
