@@ -14,6 +14,13 @@ pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
 /// Replaces `path` with `contents` atomically and durably.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_with(path, contents, true)
+}
+
+/// Replaces `path` with `contents` atomically; with `durable` also fsyncs the file and its
+/// directory. Without, the caller makes it durable later (for example with one
+/// [`sync_filesystem`] after writing thousands of files at shutdown).
+pub(crate) fn write_atomic_with(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
     let mut temp_name = path.as_os_str().to_owned();
     temp_name.push(TEMP_SUFFIX);
     let temp = Path::new(&temp_name);
@@ -24,9 +31,14 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             .truncate(true)
             .open(temp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(temp, path)?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))
+        if durable {
+            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        }
+        Ok(())
     };
     write().map_err(LogError::io(path))
 }
@@ -34,6 +46,21 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// fsyncs a directory so that renames and creations in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Flushes every dirty page and inode of the file system holding `dir` with one `syncfs`
+/// call: far cheaper at shutdown than an fsync per file of 10,000 partitions.
+#[allow(unsafe_code)]
+pub(crate) fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    // SAFETY: `handle` owns an open descriptor for the whole call, and syncfs only reads it.
+    let rc = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Encodes Kafka's checkpoint layout: version line, count line, one line per entry.

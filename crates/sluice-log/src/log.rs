@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use sluice_proto::batch::{self, BatchHeader, BatchIter, TimestampType};
 
+use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
@@ -193,6 +194,8 @@ pub struct Log {
     /// First offset of the oldest open transaction, or i64::MAX.
     first_unstable_offset: AtomicI64,
     offline: AtomicBool,
+    /// Whether the partition directory was fsynced since open (new files are then durable).
+    dir_synced: AtomicBool,
     /// What recovery cut at open, if anything.
     recovery_report: Option<RecoveryReport>,
     inner: Mutex<Inner>,
@@ -248,6 +251,7 @@ impl Log {
             recovery_point: AtomicI64::new(options.recovery_point.clamp(0, log_end_offset)),
             first_unstable_offset: AtomicI64::new(i64::MAX),
             offline: AtomicBool::new(false),
+            dir_synced: AtomicBool::new(false),
             recovery_report: state.report,
             inner: Mutex::new(Inner {
                 closed: false,
@@ -768,13 +772,15 @@ impl Log {
             self.finish_segment(inner, &active)?;
         }
         let segment = Arc::new(Segment::create(&self.dir, new_base)?);
+        self.dir_synced.store(false, Ordering::Release);
         segments.push(segment.clone());
         self.replace_segments(segments);
         inner.active_files = None;
         inner.cursor = IndexCursor::default();
         inner.active_created_ms = now_ms;
         inner.roll_jitter_ms = self.jitter_for(new_base);
-        self.take_producer_snapshot(inner, new_base)?;
+        // Not fsynced: a lost snapshot only means replaying more batch headers on recovery.
+        self.take_producer_snapshot(inner, new_base, false)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
         Ok(())
     }
@@ -807,8 +813,8 @@ impl Log {
         Ok(())
     }
 
-    fn take_producer_snapshot(&self, inner: &mut Inner, offset: i64) -> Result<()> {
-        inner.producers.write_snapshot(&self.dir, offset)?;
+    fn take_producer_snapshot(&self, inner: &mut Inner, offset: i64, durable: bool) -> Result<()> {
+        inner.producers.write_snapshot(&self.dir, offset, durable)?;
         let mut offsets = snapshot_offsets(&self.dir)?;
         offsets.sort_unstable();
         let excess = offsets.len().saturating_sub(SNAPSHOTS_RETAINED);
@@ -1092,6 +1098,7 @@ impl Log {
             self.schedule_delete(&mut inner, segment, now_ms);
         }
         let segment = Arc::new(Segment::create(&self.dir, offset)?);
+        self.dir_synced.store(false, Ordering::Release);
         self.replace_segments(vec![segment.clone()]);
         self.log_start_offset.store(offset, Ordering::Release);
         inner.epochs.clear();
@@ -1212,6 +1219,13 @@ impl Log {
                 }
             }
         }
+        if !self.dir_synced.swap(true, Ordering::AcqRel) {
+            // New segment files and the directory itself must be findable after a crash.
+            checkpoint::sync_dir(&self.dir).map_err(LogError::io(&self.dir))?;
+            if let Some(parent) = self.dir.parent() {
+                checkpoint::sync_dir(parent).map_err(LogError::io(parent))?;
+            }
+        }
         self.recovery_point
             .fetch_max(log_end_offset, Ordering::AcqRel);
         if let Ok(mut inner) = self.inner.lock() {
@@ -1222,23 +1236,39 @@ impl Log {
     }
 
     /// Flushes, seals the active segment's time index and writes a producer snapshot, so the
-    /// next open needs no recovery. Further calls fail with [`LogError::Closed`].
+    /// next open needs no recovery. Further appends fail with [`LogError::Closed`].
     pub fn close(&self) -> Result<()> {
-        self.flush()?;
+        self.close_with(true)
+    }
+
+    /// [`Log::close`]; without `durable` nothing is fsynced and the caller must sync the file
+    /// system and then call [`Log::mark_flushed`] (the log manager does, once for all logs).
+    pub(crate) fn close_with(&self, durable: bool) -> Result<()> {
+        if durable {
+            self.flush()?;
+        }
         let mut inner = self.lock_inner()?;
         let active = self.active_segment();
         self.finish_segment(&mut inner, &active)?;
         if let Some(files) = inner.active_files.take() {
-            self.io
-                .sync_data(&files.time_index)
-                .map_err(LogError::io(active.time_index_path()))?;
+            if durable {
+                self.io
+                    .sync_data(&files.time_index)
+                    .map_err(LogError::io(active.time_index_path()))?;
+            }
         }
-        self.take_producer_snapshot(&mut inner, self.log_end_offset())?;
+        self.take_producer_snapshot(&mut inner, self.log_end_offset(), durable)?;
         for (_, path) in inner.pending_deletes.drain(..) {
             let _ = fs::remove_file(path);
         }
         inner.closed = true;
         Ok(())
+    }
+
+    /// Records that everything written so far is durable (after an external file-system sync).
+    pub(crate) fn mark_flushed(&self) {
+        self.recovery_point
+            .fetch_max(self.log_end_offset(), Ordering::AcqRel);
     }
 
     /// Deletes the whole partition directory (DeleteTopics). The log is closed afterwards.
@@ -1291,8 +1321,11 @@ fn load_clean_tail(
         .map_or(0, |e| u64::from(e.position));
     let mut end = None;
     let mut valid_to = tail_from;
-    let file = last.file()?;
     let size = last.size();
+    if size == 0 {
+        return Ok(last.base_offset);
+    }
+    let file = last.file()?;
     let mut reader = segment::ChunkReader::new(&file, size, 64 * 1024);
     while valid_to < size {
         match reader

@@ -209,12 +209,12 @@ impl LogManager {
             io: self.io.clone(),
             ..LogOpenOptions::default()
         };
+        // The new directory entry becomes durable with the log's first flush.
         let log = Arc::new(Log::open(
             &self.dir.join(tp.dir_name()),
             config.unwrap_or_else(|| self.default_config.clone()),
             options,
         )?);
-        checkpoint::sync_dir(&self.dir).map_err(LogError::io(&self.dir))?;
         logs.insert(tp.clone(), log.clone());
         Ok(log)
     }
@@ -278,7 +278,8 @@ impl LogManager {
             .sum()
     }
 
-    /// Closes every log, writes the checkpoints and then the clean-shutdown marker.
+    /// Closes every log, syncs the file system once, writes the checkpoints and then the
+    /// clean-shutdown marker, so the next open skips recovery.
     pub fn close(&self) -> Result<()> {
         let logs: Vec<Arc<Log>> = self
             .logs
@@ -287,8 +288,22 @@ impl LogManager {
             .values()
             .cloned()
             .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        let chunk = logs.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = logs
+                .chunks(chunk)
+                .map(|part| scope.spawn(|| part.iter().try_for_each(|log| log.close_with(false))))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("log close thread panicked"))
+        })?;
+        checkpoint::sync_filesystem(&self.dir).map_err(LogError::io(&self.dir))?;
         for log in &logs {
-            log.close()?;
+            log.mark_flushed();
         }
         self.checkpoint()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);

@@ -284,9 +284,13 @@ impl ProducerStateManager {
         Some(ProducerStateManager { producers })
     }
 
-    /// Writes `<offset>.snapshot` in `dir` (atomically).
-    pub fn write_snapshot(&self, dir: &Path, offset: i64) -> Result<()> {
-        checkpoint::write_atomic(&snapshot_path(dir, offset), &self.encode_snapshot())
+    /// Writes `<offset>.snapshot` in `dir` atomically; `durable` also fsyncs it.
+    pub fn write_snapshot(&self, dir: &Path, offset: i64, durable: bool) -> Result<()> {
+        checkpoint::write_atomic_with(
+            &snapshot_path(dir, offset),
+            &self.encode_snapshot(),
+            durable,
+        )
     }
 }
 

@@ -383,6 +383,9 @@ impl Segment {
         mut visit: impl FnMut(u64, &BatchHeader),
     ) -> Result<()> {
         let limit = self.size();
+        if position >= limit {
+            return Ok(());
+        }
         let file = self.file()?;
         let mut reader = ChunkReader::new(
             &file,
