@@ -1073,6 +1073,14 @@ impl Log {
         let mut segments: Vec<Arc<Segment>> = self.segments_snapshot().to_vec();
         // Keep the segment holding `offset`, even when it would become empty, as the active one.
         let keep = segments.partition_point(|s| s.base_offset <= offset).max(1);
+        let holder = &segments[keep - 1];
+        if let Some((_, header)) = holder.find_batch(offset, holder.size(), interval)? {
+            // Cutting the batch that holds the log start would leave nothing readable.
+            if header.base_offset < offset && header.base_offset < self.log_start_offset() {
+                drop(inner);
+                return self.truncate_fully_and_start_at(offset, now_ms);
+            }
+        }
         for removed in segments.split_off(keep) {
             self.schedule_delete(&mut inner, &removed, now_ms);
         }
