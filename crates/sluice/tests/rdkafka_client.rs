@@ -36,8 +36,10 @@ fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> ThreadedProducer<Default
 }
 
 fn consumer(bootstrap: &str) -> BaseConsumer {
+    // librdkafka's consumer wants a group id even for manual assignment; nothing is committed.
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("group.id", "sluice-test")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()
