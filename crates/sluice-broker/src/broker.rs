@@ -212,7 +212,7 @@ impl Broker {
                 format!("Topic '{name}' already exists."),
             ));
         }
-        if partitions < 1 || partitions > PARTITIONS_MAX {
+        if !(1..=PARTITIONS_MAX).contains(&partitions) {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
                 format!("Number of partitions must be between 1 and {PARTITIONS_MAX}."),

@@ -19,8 +19,8 @@ mod producer_id;
 /// What a request produced.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// A response to encode and send.
-    Response(ResponseKind),
+    /// A response to encode and send (boxed: response values are large and vary in size).
+    Response(Box<ResponseKind>),
     /// No response at all (Produce with `acks=0`).
     None,
 }
@@ -75,7 +75,7 @@ pub(crate) async fn handle(
             return Reply::None;
         }
     };
-    Reply::Response(response)
+    Reply::Response(Box::new(response))
 }
 
 /// A `StrBytes` from an owned string.
