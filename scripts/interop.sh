@@ -15,9 +15,11 @@
 #   INTEROP_COUNT=N      records per produce (default 300)
 #   INTEROP_TIMEOUT=S    bound for one client run's own waits (default 60); a case is killed
 #                        after S+60 seconds whatever it does
-#   INTEROP_MATRIX=full|reduced  full (default): every consumer reads every producer's topic for
-#                        every codec; reduced: every codec is read by franz-go (which checks the
-#                        batch codec), and every producer/consumer pair once, codecs rotating
+#   INTEROP_MATRIX=reduced|full  reduced (default, ~200 cases): every producer's topic for every
+#                        codec is read by franz-go (which checks the batch codec) and by the
+#                        producer itself, and every producer/consumer pair once more with a
+#                        codec rotating over the pairs; full (~420 cases, ~3x longer): every
+#                        consumer reads every producer's topic for every codec
 #   INTEROP_KEEP=1       keep the work dir (logs of every case) even when all pass
 #   SLUICE_BIN, SLUICE_ARGS  server binary and extra arguments when the script starts Sluice
 # Prints one line per case (failures followed by the tail of their output), then exactly one
@@ -29,12 +31,10 @@ I="$ROOT/interop"
 COUNT="${INTEROP_COUNT:-300}"
 ONLY="${INTEROP_ONLY:-}"
 SKIP="${INTEROP_SKIP:-}"
-MATRIX="${INTEROP_MATRIX:-full}"
+MATRIX="${INTEROP_MATRIX:-reduced}"
 export INTEROP_TIMEOUT="${INTEROP_TIMEOUT:-60}"
 CASE_TIMEOUT=$((${INTEROP_TIMEOUT%.*} + 60))
 PY="$I/python/.venv/bin/python"
-JAVA_CP="$I/java/target/interop-client.jar:$I/java/target/lib/*"
-JAVA_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "-Dlog4j2.configurationFile=$I/java/log4j2-tools.properties")
 CODECS=(none gzip snappy lz4 zstd)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sluice-interop.XXXXXX")"
@@ -107,22 +107,9 @@ else
 fi
 
 # ---------------------------------------------------------------- clients
-# client_run CLIENT produce|consume|admin ARGS...
-client_run() {
-  local c="$1" sub="$2"; shift 2
-  case "$c" in
-    kcat)         "$I/kcat/kcat-client.sh" "$sub" "$@" ;;
-    kafka-python) "$PY" "$I/python/kafka_python_client.py" "$sub" "$@" ;;
-    aiokafka)     "$PY" "$I/python/aiokafka_client.py" "$sub" "$@" ;;
-    kafkajs)      node "$I/js/client.js" "$sub" "$@" ;;
-    franz-go)     "$I/go/bin/franz" "$sub" "$@" ;;
-    sarama)       "$I/go/bin/sarama" "$sub" --version default "$@" ;;
-    sarama-2.1)   "$I/go/bin/sarama" "$sub" --version 2.1.0 "$@" ;;
-    sarama-3.6)   "$I/go/bin/sarama" "$sub" --version 3.6.0 "$@" ;;
-    java)         java "${JAVA_OPTS[@]}" -cp "$JAVA_CP" sluice.interop.InteropClient "$sub" "$@" ;;
-    *) echo "FAIL: unknown client $c" >&2; return 1 ;;
-  esac
-}
+# client_run CLIENT produce|consume|admin ARGS...  (see interop/client.sh)
+client_run() { "$I/client.sh" "$@"; }
+CLIENT="$I/client.sh"
 
 # what each client needs installed (scripts/install-deps.sh)
 installed() {
@@ -209,7 +196,7 @@ for c in "${ADMINS[@]}"; do
   name="admin/$c"
   selected "$name" || continue
   check_installed "$name" "$c" || continue
-  run_case "$name" client_run "$c" admin --bootstrap "$BOOTSTRAP" --topic "interop-$RUN_ID-admin-$c"
+  run_case "$name" "$CLIENT" "$c" admin --bootstrap "$BOOTSTRAP" --topic "interop-$RUN_ID-admin-$c"
 done
 
 # ---------------------------------------------------------------- produce, then consume by all
@@ -240,7 +227,7 @@ for p in "${PRODUCERS[@]}"; do
     selected "$pname" || [[ ${#want[@]} -gt 0 ]] || continue
     topic="$(topic_for "$p" "$codec")"
     if check_installed "$pname" "$p"; then
-      run_case "$pname" client_run "$p" produce --bootstrap "$BOOTSTRAP" --topic "$topic" \
+      run_case "$pname" "$CLIENT" "$p" produce --bootstrap "$BOOTSTRAP" --topic "$topic" \
         --codec "$codec" --count "$COUNT" --partitions 3
     fi
     for q in "${want[@]}"; do
@@ -248,7 +235,7 @@ for p in "${PRODUCERS[@]}"; do
       if [[ "${STATUS[$pname]}" != pass ]]; then fail_case "$cname" "not run: $pname failed"; continue; fi
       check_installed "$cname" "$q" || continue
       # shellcheck disable=SC2046
-      run_case "$cname" client_run "$q" consume --bootstrap "$BOOTSTRAP" --topic "$topic" \
+      run_case "$cname" "$CLIENT" "$q" consume --bootstrap "$BOOTSTRAP" --topic "$topic" \
         --count "$COUNT" --codec-tag "$codec" $(producer_flags "$p")
     done
   done

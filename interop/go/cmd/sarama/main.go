@@ -26,6 +26,7 @@ func config(a spec.Args) *sarama.Config {
 		}
 		c.Version = v
 	}
+	c.ClientID = "interop-sarama-" + c.Version.String()
 	c.Metadata.Retry.Max = 10
 	c.Metadata.Retry.Backoff = 200 * time.Millisecond
 	c.Admin.Timeout = 30 * time.Second
