@@ -11,6 +11,7 @@ pub mod partition;
 pub mod server;
 pub mod shutdown;
 pub mod topic_config;
+pub mod zero_copy;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

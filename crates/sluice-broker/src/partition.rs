@@ -152,22 +152,33 @@ impl Partition {
         Ok(appended)
     }
 
-    /// Reads batches from `offset`, at most `max_bytes` (but at least one batch if `min_one`),
-    /// up to the high watermark, or the last stable offset when `committed`.
+    /// Finds batches from `offset`, at most `max_bytes` (but at least one batch if `min_one`),
+    /// up to the high watermark, or the last stable offset when `committed`, as file slices.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         committed: bool,
         min_one: bool,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<sluice_log::ReadInfo, ApiError> {
         let end = if committed {
             self.last_stable_offset()
         } else {
             self.high_watermark()
         };
-        let (_, bytes) = self.log.read_bytes(offset, max_bytes, end, min_one)?;
-        Ok(bytes)
+        Ok(self.log.read(offset, max_bytes, end, min_one)?)
+    }
+
+    /// Copies file slices into memory (the path for responses that cannot be sent zero-copy).
+    pub fn copy_slices(&self, slices: &[sluice_log::FileSlice]) -> Result<Bytes, ApiError> {
+        let total = slices.iter().map(|s| s.len).sum();
+        let mut buf = BytesMut::zeroed(total);
+        let mut at = 0;
+        for s in slices {
+            s.file.read_exact_at(&mut buf[at..at + s.len], s.position)?;
+            at += s.len;
+        }
+        Ok(buf.freeze())
     }
 
     /// High watermark.

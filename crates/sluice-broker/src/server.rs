@@ -18,6 +18,7 @@ use crate::connection::{Connection, ConnectionError};
 use crate::error::ApiError;
 use crate::handlers::{self, api_versions, Reply};
 use crate::shutdown::Shutdown;
+use crate::zero_copy;
 
 /// Longest wait for connections to finish their in-flight request at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -53,6 +54,8 @@ struct Handler {
     peer: std::net::SocketAddr,
     /// Reused buffer for encoding responses.
     out: BytesMut,
+    /// Reused buffer for encoding zero-copy Fetch responses.
+    fetch_out: zero_copy::GapBuf,
     /// Ends the loop between requests when the server shuts down.
     shutdown: Shutdown,
     /// Held until the task ends.
@@ -150,6 +153,7 @@ impl Listener {
                 ),
                 peer,
                 out: BytesMut::with_capacity(64 * 1024),
+                fetch_out: zero_copy::GapBuf::default(),
                 shutdown: Shutdown::new(self.notify_shutdown.subscribe()),
                 _shutdown_complete: self.shutdown_complete.clone(),
             };
@@ -226,6 +230,19 @@ impl Handler {
             Reply::Response(response) => {
                 self.send(api, prefix.api_version, prefix.correlation_id, &response)
                     .await
+            }
+            Reply::Fetch(reply) => {
+                zero_copy::write_fetch(
+                    self.connection.stream(),
+                    prefix.api_version,
+                    prefix.correlation_id,
+                    &reply.response,
+                    &reply.fills,
+                    &mut self.fetch_out,
+                )
+                .await
+                .map_err(ConnectionError::Io)?;
+                Ok(())
             }
             Reply::None => Ok(()),
         }

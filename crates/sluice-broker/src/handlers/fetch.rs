@@ -14,18 +14,30 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use crate::broker::{Broker, Topic};
+use crate::zero_copy;
+use sluice_log::FileSlice;
 
 /// Longest a fetch may park, whatever the client asks (bounds parked requests).
 const MAX_WAIT_MS_MAX: i32 = 300_000;
 /// `isolation_level` value for `read_committed`.
 const READ_COMMITTED: i8 = 1;
 
+/// A Fetch answer: the response with placeholder `records`, and the file slices that fill each
+/// placeholder, in encoding order (see [`crate::zero_copy`]).
+#[derive(Debug)]
+pub(crate) struct FetchReply {
+    /// The response.
+    pub(crate) response: FetchResponse,
+    /// File slices per placeholder.
+    pub(crate) fills: Vec<Vec<FileSlice>>,
+}
+
 /// Answers a Fetch request, parking it until enough data arrived or its wait ran out.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> FetchReply {
     let wait = Duration::from_millis(request.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
     let deadline = tokio::time::Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -35,9 +47,9 @@ pub(crate) async fn handle(
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, bytes, has_error) = read(broker, &request, version);
+        let (reply, bytes, has_error) = read(broker, &request, version);
         if bytes >= min_bytes || has_error || tokio::time::Instant::now() >= deadline {
-            return response;
+            return reply;
         }
         tokio::select! {
             _ = &mut notified => {}
@@ -60,7 +72,7 @@ fn resolve_topic(
 
 /// One pass over the requested partitions: the response, the record bytes in it, and whether
 /// any partition has an error (which returns the response at once).
-fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchReply, usize, bool) {
     let committed = request.isolation_level == READ_COMMITTED;
     let mut budget = if version >= 3 {
         request.max_bytes.max(0) as usize
@@ -70,6 +82,7 @@ fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse
     let mut total = 0usize;
     let mut has_error = false;
     let mut responses = Vec::with_capacity(request.topics.len());
+    let mut fills = Vec::new();
     for t in &request.topics {
         let topic = resolve_topic(broker, t, version);
         let unknown = if version >= 13 {
@@ -82,7 +95,8 @@ fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse
             let data = match topic.as_ref() {
                 None => error_partition(p.partition, unknown),
                 Some(topic) => {
-                    let (data, bytes) = read_partition(topic, p, committed, budget, total == 0);
+                    let (data, bytes) =
+                        read_partition(topic, p, committed, budget, total == 0, &mut fills);
                     total += bytes;
                     budget = budget.saturating_sub(bytes);
                     data
@@ -101,7 +115,7 @@ fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse
     let response = FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses);
-    (response, total, has_error)
+    (FetchReply { response, fills }, total, has_error)
 }
 
 fn error_partition(index: i32, code: ResponseError) -> PartitionData {
@@ -118,6 +132,7 @@ fn read_partition(
     committed: bool,
     budget: usize,
     min_one: bool,
+    fills: &mut Vec<Vec<FileSlice>>,
 ) -> (PartitionData, usize) {
     let Some(partition) = topic.partition(p.partition) else {
         return (
@@ -132,11 +147,23 @@ fn read_partition(
         .with_last_stable_offset(partition.last_stable_offset())
         .with_log_start_offset(partition.log_start_offset())
         .with_aborted_transactions(if committed { Some(Vec::new()) } else { None });
-    match partition.read(p.fetch_offset, limit, committed, min_one) {
-        Ok(records) => {
-            let n = records.len();
-            (data.with_records(Some(records)), n)
-        }
+    let records = partition
+        .read(p.fetch_offset, limit, committed, min_one)
+        .and_then(|info| {
+            let n = info.bytes;
+            if n == 0 {
+                return Ok((Bytes::new(), 0));
+            }
+            match zero_copy::placeholder(n) {
+                Some(placeholder) => {
+                    fills.push(info.slices);
+                    Ok((placeholder, n))
+                }
+                None => Ok((partition.copy_slices(&info.slices)?, n)),
+            }
+        });
+    match records {
+        Ok((records, n)) => (data.with_records(Some(records)), n),
         Err(e) => (
             data.with_error_code(e.code())
                 .with_records(Some(Bytes::new())),

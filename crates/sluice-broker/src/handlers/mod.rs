@@ -21,6 +21,8 @@ mod producer_id;
 pub(crate) enum Reply {
     /// A response to encode and send (boxed: response values are large and vary in size).
     Response(Box<ResponseKind>),
+    /// A Fetch response whose records are sent from the segment files.
+    Fetch(Box<fetch::FetchReply>),
     /// No response at all (Produce with `acks=0`).
     None,
 }
@@ -40,7 +42,9 @@ pub(crate) async fn handle(
             Some(resp) => ResponseKind::Produce(resp),
             None => return Reply::None,
         },
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::Fetch(r) => {
+            return Reply::Fetch(Box::new(fetch::handle(broker, r, version).await))
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
         }
