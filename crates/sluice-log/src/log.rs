@@ -24,6 +24,8 @@ use crate::io::{LogIo, OsIo};
 use crate::producer::{self, AppendOrigin, ProducerStateManager, SNAPSHOT_SUFFIX};
 use crate::segment::{self, IndexCursor, Segment, DELETED_SUFFIX, LOG_SUFFIX};
 
+/// Index bytes buffered before they are written to the active segment's index files.
+const PENDING_INDEX_BYTES_MAX: usize = 4096;
 /// Producer snapshots kept on disk (older ones are removed at roll).
 const SNAPSHOTS_RETAINED: usize = 3;
 
@@ -168,16 +170,20 @@ struct Inner {
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     pending_deletes: Vec<(i64, PathBuf)>,
-    index_scratch: Vec<u8>,
-    time_scratch: Vec<u8>,
     entries_scratch: Vec<(crate::index::OffsetEntry, TimeEntry)>,
 }
 
+/// The active segment's index files and the entries not yet written to them.
 #[derive(Debug)]
 struct ActiveFiles {
     base_offset: i64,
     index: File,
     time_index: File,
+    /// Bytes of each file already written.
+    index_len: u64,
+    time_index_len: u64,
+    pending_index: Vec<u8>,
+    pending_time: Vec<u8>,
 }
 
 /// One partition's log. See the module comment for the concurrency rules.
@@ -264,8 +270,6 @@ impl Log {
                 unflushed_messages: 0,
                 first_unflushed_ms: None,
                 pending_deletes: Vec::new(),
-                index_scratch: Vec::new(),
-                time_scratch: Vec::new(),
                 entries_scratch: Vec::new(),
             }),
             flush_lock: Mutex::new(()),
@@ -579,70 +583,58 @@ impl Log {
             now_ms,
         )?;
         let segment = self.active_segment();
-        let files = self.active_files(inner, &segment)?;
+        self.ensure_active_files(inner, &segment)?;
         let position = segment.size();
         let file = segment.file()?;
         if let Err(err) = self.io.write_at(&file, batches, position) {
             self.undo_write(&file, position);
             return Err(LogError::io(segment.log_path())(err));
         }
-        // Index entries for the new batches, written with one call per index file.
+        // Index entries go to memory now and to the index files in batches (at roll, flush,
+        // close, or when enough accumulate): the in-memory index is authoritative, and
+        // recovery rebuilds the files past the recovery point anyway.
         inner.entries_scratch.clear();
-        inner.index_scratch.clear();
-        inner.time_scratch.clear();
         let interval = self.config.index_interval_bytes;
         for item in BatchIter::without_crc(batches) {
             let (header, range) = item?;
             let at = position + range.start as u64;
-            if let Some((offset_entry, time_entry)) =
-                inner
-                    .cursor
-                    .observe(&header, at, interval, segment.base_offset)
+            if let Some(entries) = inner
+                .cursor
+                .observe(&header, at, interval, segment.base_offset)
             {
-                inner.entries_scratch.push((offset_entry, time_entry));
+                inner.entries_scratch.push(entries);
             }
             segment.observe_timestamp(header.max_timestamp, header.last_offset());
         }
-        let index_len;
-        let time_len;
-        {
-            let indexes = segment.indexes(interval)?;
-            index_len = indexes.offset.file_len();
-            time_len = indexes.time.file_len();
-            let mut time_probe = indexes.time.last();
-            for &(offset_entry, time_entry) in &inner.entries_scratch {
-                OffsetIndex::encode_entry(offset_entry, &mut inner.index_scratch);
-                if time_probe.is_none_or(|l| time_entry.timestamp > l.timestamp) {
-                    TimeIndex::encode_entry(time_entry, &mut inner.time_scratch);
-                    time_probe = Some(time_entry);
-                }
-            }
-        }
-        let index_result = self
-            .io
-            .write_at(&files.index, &inner.index_scratch, index_len)
-            .and_then(|()| {
-                self.io
-                    .write_at(&files.time_index, &inner.time_scratch, time_len)
-            });
-        if let Err(err) = index_result {
-            self.undo_write(&file, position);
-            let _ = self.io.set_len(&files.index, index_len);
-            let _ = self.io.set_len(&files.time_index, time_len);
-            return Err(LogError::io(segment.index_path())(err));
-        }
-        inner.active_files = Some(files);
         segment.set_size(position + batches.len() as u64);
         self.log_end_offset
             .store(last.next_offset(), Ordering::Release);
-        {
+        if !inner.entries_scratch.is_empty() {
+            let Inner {
+                entries_scratch,
+                active_files,
+                ..
+            } = &mut *inner;
+            let files = active_files
+                .as_mut()
+                .expect("active files were opened above");
             let mut indexes = segment.indexes_mut();
-            for &(offset_entry, time_entry) in &inner.entries_scratch {
+            for &(offset_entry, time_entry) in entries_scratch.iter() {
                 if indexes.offset.accepts(offset_entry) {
                     indexes.offset.push(offset_entry);
+                    OffsetIndex::encode_entry(offset_entry, &mut files.pending_index);
                 }
-                indexes.time.maybe_push(time_entry);
+                if indexes.time.maybe_push(time_entry) {
+                    TimeIndex::encode_entry(time_entry, &mut files.pending_time);
+                }
             }
+        }
+        if inner
+            .active_files
+            .as_ref()
+            .is_some_and(|f| f.pending_index.len() >= PENDING_INDEX_BYTES_MAX)
+        {
+            self.write_pending_index(inner)?;
         }
         self.after_write(inner, batches, origin, leader_epoch, first.base_offset);
         inner.unflushed_messages += records_count;
@@ -703,12 +695,19 @@ impl Log {
         self.first_unstable_offset.store(offset, Ordering::Release);
     }
 
-    fn active_files(&self, inner: &mut Inner, segment: &Segment) -> Result<ActiveFiles> {
-        if let Some(files) = inner.active_files.take() {
-            if files.base_offset == segment.base_offset {
-                return Ok(files);
-            }
+    /// Opens the active segment's index files for appending if they are not open yet.
+    fn ensure_active_files(&self, inner: &mut Inner, segment: &Segment) -> Result<()> {
+        if inner
+            .active_files
+            .as_ref()
+            .is_some_and(|f| f.base_offset == segment.base_offset)
+        {
+            return Ok(());
         }
+        let (index_len, time_index_len) = {
+            let indexes = segment.indexes(self.config.index_interval_bytes)?;
+            (indexes.offset.file_len(), indexes.time.file_len())
+        };
         let open = |path: PathBuf| {
             OpenOptions::new()
                 .write(true)
@@ -717,11 +716,39 @@ impl Log {
                 .open(&path)
                 .map_err(LogError::io(path))
         };
-        Ok(ActiveFiles {
+        inner.active_files = Some(ActiveFiles {
             base_offset: segment.base_offset,
             index: open(segment.index_path())?,
             time_index: open(segment.time_index_path())?,
-        })
+            index_len,
+            time_index_len,
+            pending_index: Vec::with_capacity(PENDING_INDEX_BYTES_MAX),
+            pending_time: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Writes buffered index entries of the active segment to its index files.
+    fn write_pending_index(&self, inner: &mut Inner) -> Result<()> {
+        let Some(files) = inner.active_files.as_mut() else {
+            return Ok(());
+        };
+        let dir = &self.dir;
+        if !files.pending_index.is_empty() {
+            self.io
+                .write_at(&files.index, &files.pending_index, files.index_len)
+                .map_err(LogError::io(dir))?;
+            files.index_len += files.pending_index.len() as u64;
+            files.pending_index.clear();
+        }
+        if !files.pending_time.is_empty() {
+            self.io
+                .write_at(&files.time_index, &files.pending_time, files.time_index_len)
+                .map_err(LogError::io(dir))?;
+            files.time_index_len += files.pending_time.len() as u64;
+            files.pending_time.clear();
+        }
+        Ok(())
     }
 
     fn maybe_roll(
@@ -743,10 +770,7 @@ impl Log {
             >= self.config.segment_ms.saturating_sub(inner.roll_jitter_ms);
         let offsets_overflow = last_offset - segment.base_offset > i64::from(i32::MAX);
         let full = size.saturating_add(bytes) > self.config.segment_bytes;
-        if (size > 0 && (full || index_full || too_old))
-            || offsets_overflow
-            || first_offset < segment.base_offset
-        {
+        if (size > 0 && (full || index_full || too_old)) || offsets_overflow {
             self.roll_locked(inner, first_offset, now_ms)?;
         }
         Ok(())
@@ -785,32 +809,22 @@ impl Log {
         Ok(())
     }
 
-    /// Seals the active segment: its final max timestamp goes into the time index.
+    /// Seals the active segment: buffered index entries and its final max timestamp go to
+    /// the index files.
     fn finish_segment(&self, inner: &mut Inner, segment: &Segment) -> Result<()> {
         let (timestamp, offset) = segment.max_timestamp();
-        if timestamp < 0 {
-            return Ok(());
-        }
-        let entry = TimeEntry {
-            timestamp,
-            relative_offset: (offset - segment.base_offset).max(0) as u32,
-        };
-        let time_len = {
-            let indexes = segment.indexes(self.config.index_interval_bytes)?;
-            if !indexes.time.accepts(entry) {
-                return Ok(());
+        if timestamp >= 0 {
+            let entry = TimeEntry {
+                timestamp,
+                relative_offset: (offset - segment.base_offset).max(0) as u32,
+            };
+            self.ensure_active_files(inner, segment)?;
+            if segment.indexes_mut().time.maybe_push(entry) {
+                let files = inner.active_files.as_mut().expect("opened above");
+                TimeIndex::encode_entry(entry, &mut files.pending_time);
             }
-            indexes.time.file_len()
-        };
-        let files = self.active_files(inner, segment)?;
-        let mut bytes = Vec::with_capacity(12);
-        TimeIndex::encode_entry(entry, &mut bytes);
-        self.io
-            .write_at(&files.time_index, &bytes, time_len)
-            .map_err(LogError::io(segment.time_index_path()))?;
-        segment.indexes_mut().time.maybe_push(entry);
-        inner.active_files = Some(files);
-        Ok(())
+        }
+        self.write_pending_index(inner)
     }
 
     fn take_producer_snapshot(&self, inner: &mut Inner, offset: i64, durable: bool) -> Result<()> {
@@ -1212,6 +1226,8 @@ impl Log {
         if log_end_offset <= recovery_point {
             return Ok(());
         }
+        // Index entries up to here must reach their files before the fsync below.
+        self.write_pending_index(&mut *self.lock_inner()?)?;
         let segments = self.segments_snapshot();
         let first = segments
             .partition_point(|s| s.base_offset <= recovery_point)
@@ -1260,9 +1276,9 @@ impl Log {
         self.finish_segment(&mut inner, &active)?;
         if let Some(files) = inner.active_files.take() {
             if durable {
-                self.io
-                    .sync_data(&files.time_index)
-                    .map_err(LogError::io(active.time_index_path()))?;
+                for file in [&files.index, &files.time_index] {
+                    self.io.sync_data(file).map_err(LogError::io(&self.dir))?;
+                }
             }
         }
         self.take_producer_snapshot(&mut inner, self.log_end_offset(), durable)?;

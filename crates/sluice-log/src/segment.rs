@@ -427,6 +427,8 @@ impl Segment {
 
     /// Renames the segment's files to `*.deleted`; returns the new paths.
     pub(crate) fn rename_deleted(&self) -> Vec<PathBuf> {
+        // Readers holding this segment keep reading through the open handle after the rename.
+        let _ = self.file();
         let mut renamed = Vec::new();
         for suffix in [
             LOG_SUFFIX,

@@ -1,0 +1,152 @@
+//! Storage-engine benchmarks: append throughput beside a raw `std::fs` sequential write of the
+//! same bytes, read throughput (page cache), offset lookup in a 1 GiB log, recovery per GiB.
+//! Run: `cargo bench -p sluice-log --bench log`; figures go to `bench/RESULTS.md`.
+
+use std::fs::File;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sluice_log::{Log, LogConfig, LogOpenOptions};
+use sluice_proto::batch::{encode_batch, BatchSpec, SimpleRecord};
+
+const RECORD_BYTES: usize = 1024;
+const RECORDS_PER_BATCH: usize = 16;
+
+/// A 16 KiB batch of sixteen 1 KiB records.
+fn batch_16k() -> Vec<u8> {
+    let value = vec![0x5Au8; RECORD_BYTES - 20];
+    let records: Vec<SimpleRecord<'_>> = (0..RECORDS_PER_BATCH)
+        .map(|i| SimpleRecord {
+            timestamp_delta: i as i64,
+            key: None,
+            value: Some(&value),
+        })
+        .collect();
+    let mut out = Vec::new();
+    encode_batch(
+        &mut out,
+        &BatchSpec {
+            base_timestamp: 1_700_000_000_000,
+            ..BatchSpec::default()
+        },
+        &records,
+    );
+    out
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    // The same disk as the working tree (not a tmpfs), so raw and log writes compare fairly.
+    let root = std::env::var("SLUICE_BENCH_DIR")
+        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    tempfile::tempdir_in(root).unwrap()
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 128 * 1024 * 1024,
+        ..LogConfig::default()
+    }
+}
+
+fn append(c: &mut Criterion) {
+    let batch = batch_16k();
+    let mut group = c.benchmark_group("append_16k_batches");
+    group.throughput(Throughput::Bytes(batch.len() as u64));
+    group.measurement_time(Duration::from_secs(4));
+    group.bench_function("raw_std_fs_write", |b| {
+        b.iter_custom(|iters| {
+            let dir = bench_dir();
+            let mut file = File::create(dir.path().join("raw")).unwrap();
+            let started = Instant::now();
+            for _ in 0..iters {
+                file.write_all(black_box(&batch)).unwrap();
+            }
+            started.elapsed()
+        })
+    });
+    group.bench_function("log_append_as_leader", |b| {
+        b.iter_custom(|iters| {
+            let dir = bench_dir();
+            let log = Log::open(dir.path(), config(), LogOpenOptions::default()).unwrap();
+            let mut buf = batch.clone();
+            let started = Instant::now();
+            for _ in 0..iters {
+                log.append_as_leader(&mut buf, 0, 1_700_000_000_000)
+                    .unwrap();
+            }
+            started.elapsed()
+        })
+    });
+    group.finish();
+}
+
+/// A log of `bytes` bytes of 16 KiB batches.
+fn filled_log(dir: &std::path::Path, bytes: u64) -> Log {
+    let log = Log::open(dir, config(), LogOpenOptions::default()).unwrap();
+    let mut buf = batch_16k();
+    while log.size_bytes() < bytes {
+        log.append_as_leader(&mut buf, 0, 1_700_000_000_000)
+            .unwrap();
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log
+}
+
+fn read(c: &mut Criterion) {
+    let dir = bench_dir();
+    let log = filled_log(dir.path(), 256 * 1024 * 1024);
+    let end = log.log_end_offset();
+    let mut group = c.benchmark_group("read_1mib_fetch");
+    group.throughput(Throughput::Bytes(1024 * 1024));
+    group.measurement_time(Duration::from_secs(3));
+    let mut next = 0i64;
+    group.bench_function("read_bytes_copy", |b| {
+        b.iter(|| {
+            next = (next + 7919 * RECORDS_PER_BATCH as i64) % end;
+            black_box(log.read_bytes(next, 1024 * 1024, end, true).unwrap());
+        })
+    });
+    group.bench_function("read_slices_only", |b| {
+        b.iter(|| {
+            next = (next + 7919 * RECORDS_PER_BATCH as i64) % end;
+            black_box(log.read(next, 1024 * 1024, end, true).unwrap());
+        })
+    });
+    group.finish();
+}
+
+fn lookup_and_recovery(c: &mut Criterion) {
+    let dir = bench_dir();
+    let gib = 1024 * 1024 * 1024;
+    let log = filled_log(dir.path(), gib);
+    let end = log.log_end_offset();
+    let mut group = c.benchmark_group("one_gib_log");
+    group.measurement_time(Duration::from_secs(3));
+    let mut next = 0i64;
+    group.bench_function("find_offset", |b| {
+        b.iter(|| {
+            next = (next + 104_729) % end;
+            black_box(log.read(next, 1, end, true).unwrap());
+        })
+    });
+    log.close().unwrap();
+    drop(log);
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(gib));
+    group.bench_function("recover_unclean_open", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let log = Log::open(dir.path(), config(), LogOpenOptions::default()).unwrap();
+                assert!(log.recovery_report().is_none());
+                black_box(log.log_end_offset())
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, read, lookup_and_recovery);
+criterion_main!(benches);
