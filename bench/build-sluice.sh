@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Build the sluice binary for the benchmark, from a clean export of a commit (default HEAD), so
+# the figures belong to that commit and not to whatever is uncommitted in the work tree.
+#
+#   bench/build-sluice.sh [REV]        -> prints the path of the release binary
+#
+# BENCH_TARGET (default /work/target-bench) holds the export ($BENCH_TARGET/src) and the cargo
+# target dir, apart from the repository's own target/ so no build lock is shared.
+# SLUICE_FROM_WORKTREE=1 builds the work tree as it is instead (uncommitted changes included).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_TARGET="${BENCH_TARGET:-/work/target-bench}"
+REV="${1:-HEAD}"
+say() { printf '[build-sluice] %s\n' "$*" >&2; }
+
+if [[ "${SLUICE_FROM_WORKTREE:-0}" == 1 ]]; then
+  SRC="$ROOT"
+else
+  SHA="$(git -C "$ROOT" rev-parse "$REV^{commit}")"
+  SRC="$BENCH_TARGET/src"
+  if [[ "$(cat "$SRC/.bench-rev" 2>/dev/null)" != "$SHA" ]]; then
+    say "exporting $(git -C "$ROOT" rev-parse --short "$SHA") to $SRC"
+    rm -rf "$SRC"; mkdir -p "$SRC"
+    git -C "$ROOT" archive "$SHA" | tar -x -C "$SRC"
+    # a lock file that is not committed yet: reuse the work tree's, for the same dependency versions
+    if [[ ! -f "$SRC/Cargo.lock" && -f "$ROOT/Cargo.lock" ]]; then cp "$ROOT/Cargo.lock" "$SRC/"; fi
+    echo "$SHA" > "$SRC/.bench-rev"
+  fi
+fi
+say "cargo build --release -p sluice in $SRC (target $BENCH_TARGET)"
+(cd "$SRC" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -q -p sluice >&2)
+echo "$BENCH_TARGET/release/sluice"
