@@ -2,6 +2,8 @@
 //! loopback port with a temporary data directory, wait until it serves, and kill it on drop
 //! (also when the test panics).
 
+pub mod proxy;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -47,13 +49,18 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 impl TestServer {
     /// Starts `binary` (normally `env!("CARGO_BIN_EXE_sluice")`) with `overrides`.
     pub fn start(binary: impl Into<PathBuf>, overrides: &[&str]) -> TestServer {
+        Self::start_on(binary, free_port(), overrides)
+    }
+
+    /// Like [`TestServer::start`] on a given port.
+    pub fn start_on(binary: impl Into<PathBuf>, port: u16, overrides: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = TestServer {
             child: None,
             binary: binary.into(),
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
             dir,
-            port: free_port(),
+            port,
         };
         server.spawn();
         server
