@@ -3,12 +3,14 @@
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::RecordBatchDecoder;
 use sluice_log::AppendOutcome;
 use sluice_proto::batch::TimestampType;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -19,6 +21,8 @@ use crate::topic_config::TopicConfig;
 pub struct Appended {
     /// Offset of the first record written (or of the original write, for a duplicate).
     pub base_offset: i64,
+    /// One past the last offset written: `acks=all` waits until the high watermark reaches it.
+    pub end_offset: i64,
     /// Broker time stamped on the batches for `LogAppendTime` topics, else -1.
     pub log_append_time_ms: i64,
     /// The log start offset after the append.
@@ -36,6 +40,10 @@ pub struct Partition {
     log: Arc<sluice_log::Log>,
     /// Whether the topic is compacted (records need keys).
     compacted: bool,
+    /// `min.insync.replicas`: `acks=all` writes need at least this many in-sync replicas.
+    min_insync_replicas: i64,
+    /// Woken whenever the high watermark advances (parked `acks=all` produces wait on it).
+    high_watermark_advanced: Notify,
 }
 
 /// Translates topic configs into the log's settings.
@@ -95,6 +103,8 @@ impl Partition {
             index,
             log,
             compacted: config.is_compacted(),
+            min_insync_replicas: config.long("min.insync.replicas", 1),
+            high_watermark_advanced: Notify::new(),
         })
     }
 
@@ -132,6 +142,7 @@ impl Partition {
                 }
                 Appended {
                     base_offset: info.first_offset,
+                    end_offset: info.last_offset + 1,
                     log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
                     log_start_offset: info.log_start_offset,
                 }
@@ -139,9 +150,11 @@ impl Partition {
             AppendOutcome::Duplicate {
                 first_offset,
                 log_start_offset,
+                last_offset,
                 ..
             } => Appended {
                 base_offset: first_offset,
+                end_offset: last_offset + 1,
                 log_append_time_ms: -1,
                 log_start_offset,
             },
@@ -149,7 +162,53 @@ impl Partition {
         // One node: the in-sync replica set is the leader alone, so the high watermark is the
         // log end offset.
         self.log.set_high_watermark(self.log.log_end_offset());
+        self.high_watermark_advanced.notify_waiters();
         Ok(appended)
+    }
+
+    /// Refuses an `acks=all` write when fewer replicas are in sync than `min.insync.replicas`
+    /// (NOT_ENOUGH_REPLICAS), checked before anything is written, as Kafka does.
+    pub fn check_min_insync(&self) -> Result<(), ApiError> {
+        let isr_len = 1;
+        if isr_len < self.min_insync_replicas {
+            return Err(ApiError::new(
+                ResponseError::NotEnoughReplicas,
+                format!(
+                    "The size of the current ISR {isr_len} is insufficient to satisfy the \
+                     min.isr requirement of {} for partition {}-{}",
+                    self.min_insync_replicas, self.topic, self.index
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The delayed-produce wait of `acks=all`: completes once the high watermark reaches
+    /// `end_offset`, or fails with REQUEST_TIMED_OUT after `timeout`. With one node the high
+    /// watermark moves with each append, so this returns at once; replication makes it wait.
+    pub async fn await_high_watermark(
+        &self,
+        end_offset: i64,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let advanced = self.high_watermark_advanced.notified();
+            tokio::pin!(advanced);
+            advanced.as_mut().enable();
+            if self.high_watermark() >= end_offset {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = &mut advanced => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(ApiError::new(
+                        ResponseError::RequestTimedOut,
+                        "timed out waiting for the in-sync replicas",
+                    ));
+                }
+            }
+        }
     }
 
     /// Finds batches from `offset`, at most `max_bytes` (but at least one batch if `min_one`),

@@ -127,7 +127,7 @@ fn pipe(
         let key = pending.lock().expect("pending").pop_front();
         if key == Some(PRODUCE) && drop_every > 0 {
             let n = produce_seen.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % drop_every == 0 {
+            if n.is_multiple_of(drop_every) {
                 dropped.fetch_add(1, Ordering::Relaxed);
                 break;
             }

@@ -448,3 +448,39 @@ fn producer_state_survives_a_crash() {
         9_000,
     );
 }
+
+/// `min.insync.replicas` above the in-sync replica count refuses `acks=all` writes with
+/// NOT_ENOUGH_REPLICAS rather than weakening durability; `acks=1` still works.
+#[test]
+fn min_insync_replicas_refuses_acks_all() {
+    let s = server(&[]);
+    let bootstrap = s.bootstrap();
+    create_topic(&bootstrap, "strict", 1, &[("min.insync.replicas", "2")]);
+    let p: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("message.timeout.ms", "5000")
+        .create()
+        .unwrap();
+    let result = block_on(
+        p.send(
+            rdkafka::producer::FutureRecord::to("strict")
+                .payload("x")
+                .key("k"),
+            Duration::from_secs(10),
+        ),
+    );
+    match result {
+        Err((rdkafka::error::KafkaError::MessageProduction(code), _)) => assert!(
+            matches!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::NotEnoughReplicas
+                    | rdkafka::types::RDKafkaErrorCode::MessageTimedOut
+            ),
+            "{code:?}"
+        ),
+        other => panic!("acks=all write was accepted: {other:?}"),
+    }
+    produce_keyed(&bootstrap, "strict", 10, &[("acks", "1")], 1_000_000);
+    check_keyed(&consume_all(&bootstrap, "strict", 1, 10), 10, 1_000_000);
+}

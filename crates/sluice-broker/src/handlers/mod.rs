@@ -38,7 +38,7 @@ pub(crate) async fn handle(
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
-        RequestKind::Produce(r) => match produce::handle(broker, r, version) {
+        RequestKind::Produce(r) => match produce::handle(broker, r, version).await {
             Some(resp) => ResponseKind::Produce(resp),
             None => return Reply::None,
         },

@@ -6,6 +6,7 @@
 //! passes the batch.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -14,6 +15,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{now_ms, sb};
 use crate::broker::Broker;
 use crate::error::ApiError;
+use crate::partition::{Appended, Partition};
 
 fn partition_error(index: i32, e: &ApiError) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -23,13 +25,37 @@ fn partition_error(index: i32, e: &ApiError) -> PartitionProduceResponse {
         .with_error_message(Some(sb(e.message.clone())))
 }
 
-/// Answers a Produce request; `None` when `acks=0` asks for no response.
-pub(crate) fn handle(
+/// Longest `acks=all` wait, whatever the request's `timeout_ms` says.
+const TIMEOUT_MS_MAX: i32 = 300_000;
+
+async fn append(
+    partition: &Partition,
+    records: &bytes::Bytes,
+    now: i64,
+    acks: i16,
+    timeout: Duration,
+) -> Result<Appended, ApiError> {
+    if acks == -1 {
+        partition.check_min_insync()?;
+    }
+    let appended = partition.append(records, now)?;
+    if acks == -1 {
+        partition
+            .await_high_watermark(appended.end_offset, timeout)
+            .await?;
+    }
+    Ok(appended)
+}
+
+/// Answers a Produce request; `None` when `acks=0` asks for no response. `acks=all` waits for
+/// the high watermark to pass each partition's write (the delayed-produce path).
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     _version: i16,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout = Duration::from_millis(request.timeout_ms.clamp(0, TIMEOUT_MS_MAX) as u64);
     let now = now_ms();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
@@ -53,7 +79,9 @@ pub(crate) fn handle(
                         "This server does not host this topic-partition.",
                     )),
                     Some(partition) => match &pd.records {
-                        Some(records) if !records.is_empty() => partition.append(records, now),
+                        Some(records) if !records.is_empty() => {
+                            append(partition, records, now, acks, timeout).await
+                        }
                         _ => Err(ApiError::new(
                             ResponseError::CorruptMessage,
                             "produce request without records",
