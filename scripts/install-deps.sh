@@ -91,7 +91,9 @@ java_step() {
   fi
   # package = compile the client + copy every runtime dependency into target/lib
   # (bound to the package phase in pom.xml, the same as `mvn dependency:copy-dependencies`)
-  (cd "$I/java" && mvn -q -B package)
+  (cd "$I/java" && mvn -q -B -Dstyle.color=never package > target-mvn.log 2>&1) \
+    || { cat "$I/java/target-mvn.log" >&2; die "mvn package failed"; }
+  rm -f "$I/java/target-mvn.log"
   ls "$I/java/target/lib/"kafka-tools-*.jar >/dev/null 2>&1 || die "kafka-tools jar missing from target/lib"
   echo "$want" > "$I/java/target/.interop-stamp"
 }

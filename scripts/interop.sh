@@ -46,11 +46,8 @@ cleanup() {
     kill -KILL "$SERVER_PID" 2>/dev/null
     wait "$SERVER_PID" 2>/dev/null
   fi
-  if [[ "${KEEP_WORK:-0}" == 1 || "${INTEROP_KEEP:-0}" == 1 ]]; then
-    echo "logs kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
+  # the work dir (every case's log) stays when something failed or INTEROP_KEEP=1
+  [[ "${KEEP_WORK:-0}" == 1 || "${INTEROP_KEEP:-0}" == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -95,11 +92,11 @@ else
   until port_open 127.0.0.1 "$PORT"; do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       echo "sluice server exited during start:"; tail -n 30 "$WORK/sluice.log" | sed 's/^/    /'
-      KEEP_WORK=1; echo "0 passed, 1 failed"; exit 1
+      KEEP_WORK=1; echo "logs kept in $WORK"; echo "0 passed, 1 failed"; exit 1
     fi
     if (( SECONDS >= deadline )); then
       echo "sluice server did not open port $PORT within 60 s:"; tail -n 30 "$WORK/sluice.log" | sed 's/^/    /'
-      KEEP_WORK=1; echo "0 passed, 1 failed"; exit 1
+      KEEP_WORK=1; echo "logs kept in $WORK"; echo "0 passed, 1 failed"; exit 1
     fi
     sleep 0.2
   done
@@ -261,5 +258,6 @@ if [[ -n "$SERVER_PID" ]] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
   tail -n 20 "$WORK/sluice.log" | sed 's/^/      | /'
   FAILED=$((FAILED + 1)); KEEP_WORK=1
 fi
+[[ "${KEEP_WORK:-0}" == 1 || "${INTEROP_KEEP:-0}" == 1 ]] && echo "logs of every case kept in $WORK/cases"
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]
