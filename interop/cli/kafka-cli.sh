@@ -129,15 +129,19 @@ case "$check" in
       || fail "--all: segment.bytes missing or without its broker default synonym"
     ;;
   configs-broker)
-    run configs --describe --entity-type brokers --all --entity-name "${INTEROP_BROKER_ID:-1}"
-    grep -qx "All configs for broker ${INTEROP_BROKER_ID:-1} are:" <<<"$out" || fail "no 'All configs for broker N are:' header"
+    # without --entity-name: every broker's dynamic configs and the cluster-wide defaults
+    # (DescribeConfigs of BROKER "<id>" and of BROKER "" ); the broker id is taken from there
+    run configs --describe --entity-type brokers
+    id="$(sed -n 's/^Dynamic configs for broker \([0-9][0-9]*\) are:$/\1/p' <<<"$out" | head -1)"
+    [[ -n "$id" ]] || fail "no 'Dynamic configs for broker N are:' line"
+    grep -qx "Default configs for brokers in the cluster are:" <<<"$out" || fail "no 'Default configs for brokers in the cluster are:' line"
+    run configs --describe --entity-type brokers --all --entity-name "$id"
+    grep -qx "All configs for broker $id are:" <<<"$out" || fail "no 'All configs for broker $id are:' header"
     grep -qE "^  num.partitions=4 sensitive=false synonyms=\{STATIC_BROKER_CONFIG:num.partitions=4" <<<"$out" \
       || fail "num.partitions=4 not shown as a STATIC_BROKER_CONFIG"
     grep -qE "^  auto.create.topics.enable=true sensitive=false" <<<"$out" || fail "auto.create.topics.enable=true missing"
     grep -qE "^  message.max.bytes=[0-9]+ sensitive=false synonyms=\{DEFAULT_CONFIG:message.max.bytes=" <<<"$out" \
       || fail "message.max.bytes missing or not a DEFAULT_CONFIG"
-    run configs --describe --entity-type brokers --entity-name "${INTEROP_BROKER_ID:-1}"
-    grep -qx "Dynamic configs for broker ${INTEROP_BROKER_ID:-1} are:" <<<"$out" || fail "no 'Dynamic configs for broker N are:' header"
     ;;
   perf-test)
     # kafka-producer-perf-test with the producer's defaults (idempotent, acks=all)
