@@ -19,14 +19,21 @@ if [[ "${SLUICE_FROM_WORKTREE:-0}" == 1 ]]; then
 else
   SHA="$(git -C "$ROOT" rev-parse "$REV^{commit}")"
   SRC="$BENCH_TARGET/src"
-  if [[ "$(cat "$SRC/.bench-rev" 2>/dev/null)" != "$SHA" ]]; then
+  # what the build depends on: the crates tree, the manifests, the lock file (committed or not)
+  KEY="$( { git -C "$ROOT" rev-parse "$SHA:crates" "$SHA:Cargo.toml"
+            git -C "$ROOT" rev-parse -q --verify "$SHA:Cargo.lock" || cat "$ROOT/Cargo.lock" 2>/dev/null
+          } | sha256sum | cut -d' ' -f1)"
+  if [[ "$(cat "$SRC/.bench-key" 2>/dev/null)" != "$KEY" ]]; then
     say "exporting $(git -C "$ROOT" rev-parse --short "$SHA") to $SRC"
     rm -rf "$SRC"; mkdir -p "$SRC"
-    git -C "$ROOT" archive "$SHA" | tar -x -C "$SRC"
+    # -m: files get the current time, so cargo always sees a changed source as newer than its build
+    git -C "$ROOT" archive "$SHA" Cargo.toml crates $(git -C "$ROOT" ls-tree --name-only "$SHA" Cargo.lock) \
+      | tar -x -m -C "$SRC"
     # a lock file that is not committed yet: reuse the work tree's, for the same dependency versions
     if [[ ! -f "$SRC/Cargo.lock" && -f "$ROOT/Cargo.lock" ]]; then cp "$ROOT/Cargo.lock" "$SRC/"; fi
-    echo "$SHA" > "$SRC/.bench-rev"
+    echo "$KEY" > "$SRC/.bench-key"
   fi
+  echo "$SHA" > "$SRC/.bench-rev"
 fi
 say "cargo build --release -p sluice in $SRC (target $BENCH_TARGET)"
 (cd "$SRC" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -q -p sluice >&2)
