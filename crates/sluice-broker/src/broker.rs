@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::ApiError;
+use crate::group::GroupCoordinator;
 use crate::metadata_store::{MetadataImage, MetadataStore, TopicRecord};
 use crate::partition::{log_config, Partition};
 use crate::topic_config::{self, TopicConfig};
@@ -101,6 +102,8 @@ pub struct Broker {
     logs: LogManager,
     /// Woken on every append, so parked fetches re-check their partitions.
     pub data_arrived: Notify,
+    /// The group coordinator (consumer groups and committed offsets).
+    pub groups: GroupCoordinator,
 }
 
 impl Broker {
@@ -124,7 +127,8 @@ impl Broker {
             topics.insert(record.name.clone(), Arc::new(topic));
         }
         let next = image.next_producer_id;
-        Ok(Broker {
+        let groups = GroupCoordinator::new(crate::group::coordinator_config(&config));
+        let broker = Broker {
             config,
             topics: RwLock::new(topics),
             store: Mutex::new((store, image)),
@@ -134,7 +138,12 @@ impl Broker {
             }),
             logs,
             data_arrived: Notify::new(),
-        })
+            groups,
+        };
+        if let Some(t) = broker.topic(crate::group::OFFSETS_TOPIC) {
+            broker.groups.load(t)?;
+        }
+        Ok(broker)
     }
 
     fn open_topic(

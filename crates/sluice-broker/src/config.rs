@@ -60,7 +60,6 @@ const IGNORED: &[&str] = &[
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "group.initial.rebalance.delay.ms",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
     "controller.listener.names",
@@ -106,6 +105,23 @@ pub struct BrokerConfig {
     pub log_defaults: BTreeMap<&'static str, String>,
     /// Every property that was set explicitly, for DescribeConfigs sources.
     pub explicit: BTreeMap<String, String>,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`: members one group may have.
+    pub group_max_size: i32,
+    /// `offsets.retention.minutes`: how long an empty group's offsets are kept.
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_num_partitions: i32,
+    /// `offset.metadata.max.bytes`: longest metadata string of a committed offset.
+    pub offset_metadata_max_bytes: i32,
 }
 
 /// Broker properties that set a topic-level default: (broker name, topic name, Kafka default).
@@ -201,6 +217,14 @@ impl Default for BrokerConfig {
                 .map(|(_, topic, default)| (*topic, (*default).to_string()))
                 .collect(),
             explicit: BTreeMap::new(),
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_num_partitions: 50,
+            offset_metadata_max_bytes: 4096,
         }
     }
 }
@@ -354,6 +378,14 @@ impl BrokerConfig {
             "max.connections" => self.max_connections = parse_num(name, value)?,
             "broker.rack" => self.rack = Some(value.to_string()),
             "cluster.id" => self.cluster_id = value.to_string(),
+            "group.initial.rebalance.delay.ms"
+            | "group.min.session.timeout.ms"
+            | "group.max.session.timeout.ms"
+            | "group.max.size"
+            | "offsets.retention.minutes"
+            | "offsets.retention.check.interval.ms"
+            | "offsets.topic.num.partitions"
+            | "offset.metadata.max.bytes" => self.set_group(name, value)?,
             _ => {
                 if let Some((_, topic_name, _)) = LOG_DEFAULTS.iter().find(|(b, _, _)| *b == name) {
                     crate::topic_config::validate(topic_name, value)
@@ -386,6 +418,37 @@ impl BrokerConfig {
             }
         }
         self.explicit.insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+}
+
+impl BrokerConfig {
+    /// Applies one group-coordinator property.
+    fn set_group(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let at_least = |min: i64| -> Result<i64, ConfigError> {
+            let n: i64 = parse_num(name, value)?;
+            if n < min {
+                return Err(invalid(name, value, format!("must be at least {min}")));
+            }
+            Ok(n)
+        };
+        let int = |n: i64| i32::try_from(n).map_err(|_| invalid(name, value, "must fit in an int"));
+        match name {
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = int(at_least(0)?)?
+            }
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = int(at_least(0)?)?,
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = int(at_least(0)?)?,
+            "group.max.size" => self.group_max_size = int(at_least(1)?)?,
+            "offsets.retention.minutes" => self.offsets_retention_minutes = at_least(1)?,
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms = at_least(1)?
+            }
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions = int(at_least(1)?)?
+            }
+            _ => self.offset_metadata_max_bytes = int(at_least(0)?)?,
+        }
         Ok(())
     }
 }

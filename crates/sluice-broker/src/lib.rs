@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group;
 mod handlers;
 pub mod metadata_store;
 pub mod partition;

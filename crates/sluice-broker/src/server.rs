@@ -95,6 +95,7 @@ pub async fn run(
         shutdown_complete: shutdown_complete_tx,
     };
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone()));
+    let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
     tokio::select! {
         res = server.run() => {
             if let Err(e) = res {
@@ -109,6 +110,7 @@ pub async fn run(
         ..
     } = server;
     checkpointer.abort();
+    group_timers.abort();
     drop(notify_shutdown);
     drop(shutdown_complete);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;
@@ -226,7 +228,7 @@ impl Handler {
         }
         let header = frame::decode_header(api, prefix.api_version, &mut frame)?;
         let request = frame::decode_body(api, prefix.api_version, &mut frame)?;
-        match handlers::handle(&self.broker, &header, request).await {
+        match handlers::handle(&self.broker, &header, request, self.peer).await {
             Reply::Response(response) => {
                 self.send(api, prefix.api_version, prefix.correlation_id, &response)
                     .await

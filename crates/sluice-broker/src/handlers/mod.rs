@@ -11,6 +11,7 @@ use crate::broker::Broker;
 mod admin;
 pub(crate) mod api_versions;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -33,6 +34,7 @@ pub(crate) async fn handle(
     broker: &Arc<Broker>,
     header: &RequestHeader,
     request: RequestKind,
+    peer: std::net::SocketAddr,
 ) -> Reply {
     let version = header.request_api_version;
     let response = match request {
@@ -72,6 +74,37 @@ pub(crate) async fn handle(
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
             admin::cluster::describe_topic_partitions(broker, r),
         ),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            let host = format!("/{}", peer.ip());
+            ResponseKind::JoinGroup(groups::join_group(broker, r, version, client_id, &host).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(groups::sync_group(broker, r, version).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(groups::leave_group(broker, r, version))
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, r, version))
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version))
+        }
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups::offset_delete(broker, r)),
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(groups::list_groups(broker, r, version))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, r, version))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, r))
+        }
         other => {
             // Unreachable while `sluice_proto::api::SUPPORTED` and this match agree; a unit test
             // checks that they do.

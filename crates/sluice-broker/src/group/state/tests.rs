@@ -1,0 +1,536 @@
+//! Unit tests of the group state machine: driven directly with an explicit clock, no sockets.
+
+use super::*;
+
+const SESSION_MS: i32 = 10_000;
+const REBALANCE_MS: i32 = 20_000;
+
+fn cfg(initial_delay_ms: i32) -> GroupConfig {
+    GroupConfig {
+        min_session_timeout_ms: 1_000,
+        initial_rebalance_delay_ms: initial_delay_ms,
+        ..GroupConfig::default()
+    }
+}
+
+fn join_req(member_id: &str, protocols: &[&str]) -> JoinRequest {
+    JoinRequest {
+        member_id: member_id.into(),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: SESSION_MS,
+        rebalance_timeout_ms: REBALANCE_MS,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+            .collect(),
+        require_known_member_id: true,
+        ..JoinRequest::default()
+    }
+}
+
+fn now<T: std::fmt::Debug>(r: Reply<T>) -> T {
+    match r {
+        Reply::Now(t) => t,
+        Reply::Later(_) => panic!("expected an immediate answer"),
+    }
+}
+
+fn later<T>(r: Reply<T>) -> oneshot::Receiver<T> {
+    match r {
+        Reply::Later(rx) => rx,
+        Reply::Now(_) => panic!("expected a parked request"),
+    }
+}
+
+/// Takes a parked answer that must be ready.
+fn ready<T>(rx: &mut oneshot::Receiver<T>) -> T {
+    rx.try_recv().expect("answer ready")
+}
+
+fn pending<T>(rx: &mut oneshot::Receiver<T>) -> bool {
+    matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+}
+
+/// A new member's first join: MEMBER_ID_REQUIRED, then the join with the id; returns the id
+/// and the parked join.
+fn join_new(g: &mut Group, t: i64, c: &GroupConfig) -> (String, oneshot::Receiver<JoinResponse>) {
+    let first = now(g.join(join_req("", &["range"]), t, c));
+    assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
+    assert!(!first.member_id.is_empty());
+    let id = first.member_id.clone();
+    (id.clone(), later(g.join(join_req(&id, &["range"]), t, c)))
+}
+
+fn sync(
+    g: &mut Group,
+    id: &str,
+    generation: i32,
+    assignments: &[(&str, &str)],
+    t: i64,
+) -> Reply<SyncResponse> {
+    g.sync(
+        SyncRequest {
+            member_id: id.into(),
+            generation_id: generation,
+            assignments: assignments
+                .iter()
+                .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+                .collect(),
+            ..SyncRequest::default()
+        },
+        t,
+    )
+}
+
+/// Builds a stable group of `n` members; returns their ids, the leader first.
+fn stable_group(n: usize, c: &GroupConfig) -> (Group, Vec<String>) {
+    let mut g = Group::new("g", 0);
+    let mut ids = Vec::new();
+    let mut waiters = Vec::new();
+    for _ in 0..n {
+        let (id, rx) = join_new(&mut g, 0, c);
+        ids.push(id);
+        waiters.push(rx);
+        // Earlier members must rejoin for the new one to get in.
+        let newest = waiters.len() - 1;
+        for (i, w) in waiters.iter_mut().enumerate().take(newest) {
+            if let Ok(r) = w.try_recv() {
+                assert_eq!(r.error, None);
+                *w = later(g.join(join_req(&ids[i], &["range"]), 0, c));
+            }
+        }
+    }
+    if c.initial_rebalance_delay_ms > 0 {
+        g.tick(i64::from(c.initial_rebalance_delay_ms) * 10, c);
+    }
+    let responses: Vec<JoinResponse> = waiters.iter_mut().map(ready).collect();
+    let generation = responses[0].generation_id;
+    let leader = responses[0].leader.clone();
+    assert!(responses
+        .iter()
+        .all(|r| r.generation_id == generation && r.leader == leader));
+    let leader_response = responses.iter().find(|r| r.member_id == leader).unwrap();
+    assert_eq!(leader_response.members.len(), n);
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    let mut syncs = Vec::new();
+    for id in ids.iter().filter(|id| **id != leader) {
+        syncs.push(later(sync(&mut g, id, generation, &[], 0)));
+    }
+    let assignments: Vec<(&str, String)> = ids
+        .iter()
+        .map(|id| (id.as_str(), format!("for-{id}")))
+        .collect();
+    let assignments: Vec<(&str, &str)> =
+        assignments.iter().map(|(m, a)| (*m, a.as_str())).collect();
+    let mut leader_sync = later(sync(&mut g, &leader, generation, &assignments, 0));
+    assert_eq!(
+        ready(&mut leader_sync).assignment,
+        Bytes::from(format!("for-{leader}"))
+    );
+    for s in syncs.iter_mut() {
+        let r = ready(s);
+        assert_eq!(r.error, None);
+        assert!(r.assignment.starts_with(b"for-"));
+    }
+    assert_eq!(g.state(), GroupState::Stable);
+    assert!(g.take_dirty(), "a completed sync persists the group");
+    let mut ordered = vec![leader.clone()];
+    ordered.extend(ids.into_iter().filter(|id| *id != leader));
+    (g, ordered)
+}
+
+#[test]
+fn member_id_required_then_single_member_becomes_stable() {
+    let c = cfg(0);
+    let (g, ids) = stable_group(1, &c);
+    assert_eq!(g.generation_id(), 1);
+    assert_eq!(ids.len(), 1);
+    assert!(ids[0].starts_with("client-"));
+}
+
+#[test]
+fn three_members_share_one_generation_and_each_gets_its_assignment() {
+    let (g, ids) = stable_group(3, &cfg(0));
+    assert_eq!(g.member_count(), 3);
+    let (state, protocol_type, protocol, members) = g.describe();
+    assert_eq!(
+        (state, protocol_type.as_str(), protocol.as_str()),
+        (GroupState::Stable, "consumer", "range")
+    );
+    for m in members {
+        assert_eq!(m.assignment, Bytes::from(format!("for-{}", m.member_id)));
+        assert!(ids.contains(&m.member_id));
+    }
+}
+
+#[test]
+fn heartbeat_errors_clients_act_on() {
+    let c = cfg(0);
+    let (mut g, ids) = stable_group(2, &c);
+    let generation = g.generation_id();
+    assert_eq!(g.heartbeat(&ids[0], None, generation, 1), None);
+    assert_eq!(
+        g.heartbeat("nobody", None, generation, 1),
+        Some(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        g.heartbeat(&ids[0], None, generation - 1, 1),
+        Some(ResponseError::IllegalGeneration)
+    );
+    // A leaving member starts a rebalance; the other learns it from its heartbeat.
+    assert_eq!(g.leave(&ids[0], None, 2, &c), None);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        g.heartbeat(&ids[1], None, generation, 3),
+        Some(ResponseError::RebalanceInProgress)
+    );
+    // It rejoins and, being the only member, completes the rebalance at once.
+    let mut rx = later(g.join(join_req(&ids[1], &["range"]), 4, &c));
+    let r = ready(&mut rx);
+    assert_eq!(
+        (r.error, r.generation_id, r.leader.as_str()),
+        (None, generation + 1, ids[1].as_str())
+    );
+}
+
+#[test]
+fn silent_member_expires_after_its_session_timeout() {
+    let c = cfg(0);
+    let (mut g, ids) = stable_group(2, &c);
+    let t = i64::from(SESSION_MS) - 1;
+    assert_eq!(g.heartbeat(&ids[1], None, g.generation_id(), t), None);
+    g.tick(t, &c);
+    assert_eq!(g.state(), GroupState::Stable, "nobody expired yet");
+    // The leader never heartbeated: gone one session timeout after its join.
+    g.tick(i64::from(SESSION_MS), &c);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.member_count(), 1);
+}
+
+#[test]
+fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_timeout() {
+    let c = cfg(0);
+    let (mut g, ids) = stable_group(3, &c);
+    let generation = g.generation_id();
+    // The leader asks for a rebalance; one follower rejoins, the other keeps heartbeating but
+    // never rejoins.
+    let mut leader = later(g.join(join_req(&ids[0], &["range"]), 10, &c));
+    let mut follower = later(g.join(join_req(&ids[1], &["range"]), 11, &c));
+    for t in [1000, 5000, 9000] {
+        assert_eq!(
+            g.heartbeat(&ids[2], None, generation, t),
+            Some(ResponseError::RebalanceInProgress)
+        );
+        g.tick(t, &c);
+    }
+    assert!(pending(&mut leader) && pending(&mut follower));
+    g.tick(10 + i64::from(REBALANCE_MS), &c);
+    let r = ready(&mut leader);
+    assert_eq!(r.members.len(), 2);
+    assert_eq!(ready(&mut follower).generation_id, generation + 1);
+    assert_eq!(
+        g.heartbeat(&ids[2], None, generation + 1, 20_020),
+        Some(ResponseError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn initial_delay_waits_for_more_members_and_is_extended_by_them() {
+    let c = cfg(3_000);
+    let mut g = Group::new("g", 0);
+    let (_, mut a) = join_new(&mut g, 0, &c);
+    g.tick(2_000, &c);
+    let (_, mut b) = join_new(&mut g, 2_000, &c);
+    g.tick(3_000, &c);
+    // A member arrived during the first delay: the delay is armed again.
+    assert!(pending(&mut a) && pending(&mut b));
+    g.tick(5_999, &c);
+    assert!(pending(&mut a));
+    g.tick(6_000, &c);
+    let (ra, rb) = (ready(&mut a), ready(&mut b));
+    assert_eq!((ra.generation_id, rb.generation_id), (1, 1));
+    assert_eq!(
+        ra.members.len() + rb.members.len(),
+        2,
+        "only the leader gets the members"
+    );
+}
+
+#[test]
+fn protocol_is_chosen_by_votes_among_common_protocols() {
+    let c = cfg(0);
+    let mut g = Group::new("g", 0);
+    let req = |id: &str, p: &[&str]| JoinRequest {
+        require_known_member_id: false,
+        ..join_req(id, p)
+    };
+    let mut a = later(g.join(req("", &["roundrobin", "range"]), 0, &c));
+    let first = ready(&mut a);
+    assert_eq!(first.protocol_name.as_deref(), Some("roundrobin"));
+    let mut b = later(g.join(req("", &["range", "roundrobin"]), 0, &c));
+    let mut c2 = later(g.join(req("", &["range", "sticky"]), 0, &c));
+    let mut a = later(g.join(req(&first.member_id, &["roundrobin", "range"]), 0, &c));
+    // Only "range" is common to all three.
+    for rx in [&mut a, &mut b, &mut c2] {
+        assert_eq!(ready(rx).protocol_name.as_deref(), Some("range"));
+    }
+    // A member with nothing in common, or another protocol type, is refused.
+    assert_eq!(
+        now(g.join(req("", &["sticky"]), 0, &c)).error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+    let connect = JoinRequest {
+        protocol_type: "connect".into(),
+        ..req("", &["range"])
+    };
+    assert_eq!(
+        now(g.join(connect, 0, &c)).error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+    let empty = JoinRequest {
+        protocols: Vec::new(),
+        ..req("", &[])
+    };
+    assert_eq!(
+        now(Group::new("h", 0).join(empty, 0, &c)).error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+}
+
+#[test]
+fn session_timeout_outside_the_broker_bounds_is_refused() {
+    let c = cfg(0);
+    let mut g = Group::new("g", 0);
+    let short = JoinRequest {
+        session_timeout_ms: 10,
+        ..join_req("", &["range"])
+    };
+    assert_eq!(
+        now(g.join(short, 0, &c)).error,
+        Some(ResponseError::InvalidSessionTimeout)
+    );
+    let long = JoinRequest {
+        session_timeout_ms: c.max_session_timeout_ms + 1,
+        ..join_req("", &["range"])
+    };
+    assert_eq!(
+        now(g.join(long, 0, &c)).error,
+        Some(ResponseError::InvalidSessionTimeout)
+    );
+}
+
+fn static_req(instance: &str, member_id: &str) -> JoinRequest {
+    JoinRequest {
+        group_instance_id: Some(instance.into()),
+        ..join_req(member_id, &["range"])
+    }
+}
+
+#[test]
+fn static_member_restart_keeps_its_assignment_without_a_rebalance() {
+    let c = cfg(0);
+    let mut g = Group::new("g", 0);
+    // Static members get their id at once (no MEMBER_ID_REQUIRED).
+    let mut a = later(g.join(static_req("a", ""), 0, &c));
+    let ra = ready(&mut a);
+    let mut b = later(g.join(static_req("b", ""), 0, &c));
+    let mut a = later(g.join(static_req("a", &ra.member_id), 0, &c));
+    let (ra, rb) = (ready(&mut a), ready(&mut b));
+    assert!(rb.member_id.starts_with("b-"));
+    let generation = ra.generation_id;
+    // The first member to join leads.
+    assert_eq!(ra.leader, ra.member_id);
+    let mut sb_ = later(sync(&mut g, &rb.member_id, generation, &[], 0));
+    let assignments = [(ra.member_id.as_str(), "A"), (rb.member_id.as_str(), "B")];
+    let mut sa = later(sync(&mut g, &ra.member_id, generation, &assignments, 0));
+    assert_eq!(ready(&mut sa).assignment, Bytes::from("A"));
+    assert_eq!(ready(&mut sb_).assignment, Bytes::from("B"));
+    assert_eq!(g.state(), GroupState::Stable);
+    let follower = ("b", &rb.member_id, "B");
+    // Restart the follower: new member id, same generation, same assignment, no rebalance.
+    let restarted = now(g.join(static_req(follower.0, ""), 1_000, &c));
+    assert_eq!(restarted.error, None);
+    assert_ne!(&restarted.member_id, follower.1);
+    assert_eq!(restarted.generation_id, generation);
+    assert_eq!(g.state(), GroupState::Stable);
+    let s = now(sync(&mut g, &restarted.member_id, generation, &[], 1_000));
+    assert_eq!(s.assignment, Bytes::from(follower.2));
+    // The old incarnation is fenced.
+    assert_eq!(
+        g.heartbeat(follower.1, Some(follower.0), generation, 1_000),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(
+        g.heartbeat(&restarted.member_id, Some(follower.0), generation, 1_000),
+        None
+    );
+    // A static member leaves by instance id alone.
+    assert_eq!(g.leave("", Some(follower.0), 2_000, &c), None);
+    assert_eq!(
+        g.leave("", Some("nobody"), 2_000, &c),
+        Some(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn offset_commit_checks_member_and_generation() {
+    let c = cfg(0);
+    let mut simple = Group::new("s", 0);
+    assert_eq!(simple.validate_commit("", None, -1, 0), Ok(()));
+    let (mut g, ids) = stable_group(2, &c);
+    let generation = g.generation_id();
+    assert_eq!(g.validate_commit(&ids[0], None, generation, 1), Ok(()));
+    assert_eq!(
+        g.validate_commit("stranger", None, generation, 1),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        g.validate_commit(&ids[0], None, generation + 1, 1),
+        Err(ResponseError::IllegalGeneration)
+    );
+    // A group with members refuses member-less commits.
+    assert_eq!(
+        g.validate_commit("", None, -1, 1),
+        Err(ResponseError::UnknownMemberId)
+    );
+    // During the join phase the old generation may still commit; after it, not.
+    let mut rx = later(g.join(join_req(&ids[0], &["range"]), 2, &c));
+    assert_eq!(g.validate_commit(&ids[1], None, generation, 2), Ok(()));
+    let _rx1 = later(g.join(join_req(&ids[1], &["range"]), 2, &c));
+    assert_eq!(ready(&mut rx).generation_id, generation + 1);
+    assert_eq!(
+        g.validate_commit(&ids[1], None, generation, 3),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.validate_commit(&ids[1], None, generation + 1, 3),
+        Err(ResponseError::RebalanceInProgress)
+    );
+}
+
+#[test]
+fn sync_errors() {
+    let c = cfg(0);
+    let (mut g, ids) = stable_group(2, &c);
+    let generation = g.generation_id();
+    assert_eq!(
+        now(sync(&mut g, "x", generation, &[], 1)).error,
+        Some(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        now(sync(&mut g, &ids[1], generation + 5, &[], 1)).error,
+        Some(ResponseError::IllegalGeneration)
+    );
+    let wrong_protocol = SyncRequest {
+        member_id: ids[1].clone(),
+        generation_id: generation,
+        protocol_name: Some("roundrobin".into()),
+        ..SyncRequest::default()
+    };
+    assert_eq!(
+        now(g.sync(wrong_protocol, 1)).error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+    // A rebalance during CompletingRebalance fails the parked syncs with REBALANCE_IN_PROGRESS.
+    let _ = g.leave(&ids[0], None, 2, &c);
+    let mut rx = later(g.join(join_req(&ids[1], &["range"]), 2, &c));
+    let r = ready(&mut rx);
+    // ids[1] now leads alone; a third member joins so there is a follower whose sync parks.
+    assert_eq!(r.leader, ids[1]);
+    let (third, mut third_join) = join_new(&mut g, 3, &c);
+    let mut rejoin = later(g.join(join_req(&ids[1], &["range"]), 3, &c));
+    let generation = ready(&mut rejoin).generation_id;
+    assert_eq!(ready(&mut third_join).generation_id, generation);
+    let mut parked = later(sync(&mut g, &third, generation, &[], 4));
+    assert!(pending(&mut parked));
+    // Another member arrives before the leader syncs: the parked sync is told to rejoin.
+    let (_, _fourth) = join_new(&mut g, 5, &c);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        ready(&mut parked).error,
+        Some(ResponseError::RebalanceInProgress)
+    );
+    assert_eq!(
+        now(sync(&mut g, &third, generation, &[], 6)).error,
+        Some(ResponseError::RebalanceInProgress)
+    );
+}
+
+#[test]
+fn group_max_size_is_enforced() {
+    let c = GroupConfig {
+        max_size: 1,
+        ..cfg(0)
+    };
+    let mut g = Group::new("g", 0);
+    let (_, _rx) = join_new(&mut g, 0, &c);
+    assert_eq!(
+        now(g.join(join_req("", &["range"]), 0, &c)).error,
+        Some(ResponseError::GroupMaxSizeReached)
+    );
+}
+
+#[test]
+fn pending_member_ids_expire() {
+    let c = cfg(0);
+    let mut g = Group::new("g", 0);
+    let first = now(g.join(join_req("", &["range"]), 0, &c));
+    g.tick(i64::from(SESSION_MS) + 1, &c);
+    let late = now(g.join(
+        join_req(&first.member_id, &["range"]),
+        i64::from(SESSION_MS) + 2,
+        &c,
+    ));
+    assert_eq!(late.error, Some(ResponseError::UnknownMemberId));
+}
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_retention() {
+    let c = cfg(0);
+    let (mut g, ids) = stable_group(1, &c);
+    let value = |ts| OffsetValue {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: ts,
+    };
+    g.set_offset("t", 0, value(0));
+    assert!(
+        g.expire_offsets(i64::MAX / 2, 1_000).is_empty(),
+        "active groups keep offsets"
+    );
+    assert_eq!(g.leave(&ids[0], None, 100, &c), None);
+    assert_eq!(g.state(), GroupState::Empty);
+    assert!(g.expire_offsets(1_099, 1_000).is_empty());
+    assert_eq!(g.expire_offsets(1_100, 1_000), vec![("t".to_string(), 0)]);
+    assert!(g.is_vacant());
+    // A simple (member-less) group's offsets expire one by one.
+    let mut s = Group::new("s", 0);
+    s.set_offset("t", 0, value(0));
+    s.set_offset("t", 1, value(500));
+    assert_eq!(s.expire_offsets(1_000, 1_000), vec![("t".to_string(), 0)]);
+    assert!(s.offset("t", 1).is_some());
+}
+
+#[test]
+fn metadata_record_restores_a_stable_group() {
+    let c = cfg(0);
+    let (g, ids) = stable_group(2, &c);
+    let record = g.to_record();
+    let mut restored = Group::new("g", 0);
+    restored.restore(
+        super::super::records::GroupValue::decode(record.encode()).unwrap(),
+        50,
+    );
+    assert_eq!(restored.state(), GroupState::Stable);
+    assert_eq!(restored.generation_id(), g.generation_id());
+    assert_eq!(
+        restored.heartbeat(&ids[1], None, g.generation_id(), 60),
+        None
+    );
+    let s = now(sync(&mut restored, &ids[1], g.generation_id(), &[], 60));
+    assert_eq!(s.assignment, Bytes::from(format!("for-{}", ids[1])));
+}

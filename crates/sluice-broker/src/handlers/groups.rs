@@ -1,0 +1,618 @@
+//! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+//!
+//! Thin: each translates the wire message for [`crate::group::GroupCoordinator`] and back,
+//! setting version-specific fields only for the versions that have them.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::sb;
+use crate::broker::Broker;
+use crate::group::{CommitPartition, FetchedOffset, GroupState, JoinRequest, SyncRequest};
+
+/// FindCoordinator key types.
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// The operations a group resource allows (READ, DELETE, DESCRIBE as bits), reported when
+/// DescribeGroups asks for authorized operations; there are no ACLs yet, so all are allowed.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// DescribeGroups' value for "authorized operations not requested".
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+fn code(e: Option<ResponseError>) -> i16 {
+    e.map_or(0, |e| e.code())
+}
+
+fn string(s: &StrBytes) -> String {
+    s.as_str().to_string()
+}
+
+// ----- FindCoordinator -----
+
+/// Answers FindCoordinator for groups; transactions have no coordinator yet.
+pub(crate) fn find_coordinator(
+    broker: &Arc<Broker>,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let lookup = |key: &StrBytes| -> Result<(), (ResponseError, &'static str)> {
+        match request.key_type {
+            KEY_TYPE_GROUP => {
+                if key.is_empty() {
+                    return Err((ResponseError::InvalidRequest, "empty group id"));
+                }
+                broker
+                    .groups
+                    .offsets_topic(broker)
+                    .map(|_| ())
+                    .map_err(|_| {
+                        (
+                            ResponseError::CoordinatorNotAvailable,
+                            "offsets topic unavailable",
+                        )
+                    })
+            }
+            KEY_TYPE_TRANSACTION => Err((
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported yet",
+            )),
+            _ => Err((ResponseError::InvalidRequest, "unsupported key type")),
+        }
+    };
+    let node = BrokerId(broker.config.node_id);
+    let host = sb(broker.config.advertised_host.clone());
+    let port = i32::from(broker.config.advertised_port);
+    if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key.clone());
+                match lookup(key) {
+                    Ok(()) => c.with_node_id(node).with_host(host.clone()).with_port(port),
+                    Err((e, why)) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(e.code())
+                        .with_error_message(Some(sb(why))),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match lookup(&request.key) {
+        Ok(()) => FindCoordinatorResponse::default()
+            .with_node_id(node)
+            .with_host(host)
+            .with_port(port),
+        Err((e, why)) => FindCoordinatorResponse::default()
+            .with_error_code(e.code())
+            .with_error_message((version >= 1).then(|| sb(why)))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
+    }
+}
+
+// ----- JoinGroup, SyncGroup, Heartbeat, LeaveGroup -----
+
+/// Answers JoinGroup, after the join phase completes.
+pub(crate) async fn join_group(
+    broker: &Arc<Broker>,
+    request: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    client_host: &str,
+) -> JoinGroupResponse {
+    let req = JoinRequest {
+        member_id: string(&request.member_id),
+        group_instance_id: request.group_instance_id.as_ref().map(string),
+        client_id: client_id.to_string(),
+        client_host: client_host.to_string(),
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: string(&request.protocol_type),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (string(&p.name), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
+    };
+    let r = broker
+        .groups
+        .join(broker, request.group_id.as_str(), req)
+        .await;
+    if r.error.is_some() {
+        tracing::debug!(group = %request.group_id.as_str(), error = ?r.error, "join refused");
+    }
+    let members = r
+        .members
+        .into_iter()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(sb(m.member_id))
+                .with_group_instance_id(if version >= 5 {
+                    m.group_instance_id.map(sb)
+                } else {
+                    None
+                })
+                .with_metadata(m.metadata)
+        })
+        .collect();
+    let protocol_name = match r.protocol_name {
+        Some(p) => Some(sb(p)),
+        // Nullable only from v7.
+        None if version < 7 => Some(sb("")),
+        None => None,
+    };
+    JoinGroupResponse::default()
+        .with_error_code(code(r.error))
+        .with_generation_id(r.generation_id)
+        .with_protocol_type(if version >= 7 {
+            r.protocol_type.map(sb)
+        } else {
+            None
+        })
+        .with_protocol_name(protocol_name)
+        .with_leader(sb(r.leader))
+        .with_skip_assignment(version >= 9 && r.skip_assignment)
+        .with_member_id(sb(r.member_id))
+        .with_members(members)
+}
+
+/// Answers SyncGroup, once the leader's assignment is there.
+pub(crate) async fn sync_group(
+    broker: &Arc<Broker>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let req = SyncRequest {
+        member_id: string(&request.member_id),
+        group_instance_id: request.group_instance_id.as_ref().map(string),
+        generation_id: request.generation_id,
+        protocol_type: request.protocol_type.as_ref().map(string),
+        protocol_name: request.protocol_name.as_ref().map(string),
+        assignments: request
+            .assignments
+            .iter()
+            .map(|a| (string(&a.member_id), a.assignment.clone()))
+            .collect(),
+    };
+    let r = broker
+        .groups
+        .sync(broker, request.group_id.as_str(), req)
+        .await;
+    let mut response = SyncGroupResponse::default()
+        .with_error_code(code(r.error))
+        .with_assignment(r.assignment);
+    if version >= 5 {
+        response = response
+            .with_protocol_type(r.protocol_type.map(sb))
+            .with_protocol_name(r.protocol_name.map(sb));
+    }
+    response
+}
+
+/// Answers Heartbeat.
+pub(crate) fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let instance = request.group_instance_id.as_ref().map(string);
+    let e = broker.groups.heartbeat(
+        broker,
+        request.group_id.as_str(),
+        request.member_id.as_str(),
+        instance.as_deref(),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(code(e))
+}
+
+/// Answers LeaveGroup: one member (v0–v2) or a batch (v3+).
+pub(crate) fn leave_group(
+    broker: &Arc<Broker>,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    string(&m.member_id),
+                    m.group_instance_id.as_ref().map(string),
+                )
+            })
+            .collect()
+    } else {
+        vec![(string(&request.member_id), None)]
+    };
+    let results = match broker
+        .groups
+        .leave(broker, request.group_id.as_str(), &members)
+    {
+        Ok(r) => r,
+        Err(e) => return LeaveGroupResponse::default().with_error_code(e.code()),
+    };
+    if version < 3 {
+        return LeaveGroupResponse::default()
+            .with_error_code(code(results.first().copied().flatten()));
+    }
+    let responses = members
+        .into_iter()
+        .zip(results)
+        .map(|((id, instance), e)| {
+            MemberResponse::default()
+                .with_member_id(sb(id))
+                .with_group_instance_id(instance.map(sb))
+                .with_error_code(code(e))
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(responses)
+}
+
+// ----- offsets -----
+
+/// Answers OffsetCommit.
+pub(crate) fn offset_commit(
+    broker: &Arc<Broker>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let partitions: Vec<CommitPartition> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| CommitPartition {
+                topic: string(&t.name),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(string)
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let instance = request.group_instance_id.as_ref().map(string);
+    let mut results = broker
+        .groups
+        .commit(
+            broker,
+            request.group_id.as_str(),
+            request.member_id.as_str(),
+            instance.as_deref(),
+            request.generation_id_or_member_epoch,
+            &partitions,
+        )
+        .into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code(results.next().flatten()))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+type Requested = Option<Vec<(String, Vec<i32>)>>;
+
+/// The offsets of one group, as (topic, [(partition, offset)]).
+fn fetch_group(
+    broker: &Arc<Broker>,
+    group: &str,
+    topics: &Requested,
+) -> Vec<(String, Vec<(i32, Option<FetchedOffset>)>)> {
+    broker.groups.fetch_offsets(group, topics.as_deref())
+}
+
+fn leader_epoch(o: &Option<FetchedOffset>) -> i32 {
+    o.as_ref().map_or(-1, |o| o.leader_epoch)
+}
+
+/// Answers OffsetFetch: one group (v1–v7) or several (v8+). Without transactions no offset is
+/// ever pending, so `require_stable` never has to wait.
+pub(crate) fn offset_fetch(
+    broker: &Arc<Broker>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let topics: Requested = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (string(&t.name), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let topics = fetch_group(broker, g.group_id.as_str(), &topics)
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        let partitions = parts
+                            .into_iter()
+                            .map(|(p, o)| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_leader_epoch(leader_epoch(&o))
+                                    .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
+                                    .with_metadata(Some(sb(o
+                                        .map(|o| o.metadata)
+                                        .unwrap_or_default())))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(sb(t)))
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics: Requested = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (string(&t.name), t.partition_indexes.clone()))
+            .collect()
+    });
+    let topics = fetch_group(broker, request.group_id.as_str(), &topics)
+        .into_iter()
+        .map(|(t, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, o)| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_leader_epoch(if version >= 5 {
+                            leader_epoch(&o)
+                        } else {
+                            -1
+                        })
+                        .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
+                        .with_metadata(Some(sb(o.map(|o| o.metadata).unwrap_or_default())))
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(sb(t)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// Answers OffsetDelete.
+pub(crate) fn offset_delete(
+    broker: &Arc<Broker>,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let mut known = Vec::new();
+    for t in &request.topics {
+        let topic = broker.topic(t.name.as_str());
+        for p in &t.partitions {
+            let exists = topic
+                .as_ref()
+                .is_some_and(|t| t.partition(p.partition_index).is_some());
+            known.push(exists);
+        }
+    }
+    let wanted: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (string(&t.name), p.partition_index))
+        })
+        .zip(&known)
+        .filter(|(_, k)| **k)
+        .map(|(tp, _)| tp)
+        .collect();
+    let results = match broker
+        .groups
+        .delete_offsets(broker, request.group_id.as_str(), &wanted)
+    {
+        Ok(r) => r,
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
+    };
+    let mut results = results.into_iter();
+    let mut known = known.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let e = if known.next().unwrap_or(false) {
+                        results.next().flatten()
+                    } else {
+                        Some(ResponseError::UnknownTopicOrPartition)
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code(e))
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}
+
+// ----- admin -----
+
+/// Answers ListGroups, with the state filter of v4+ and the type filter of v5+ (every group
+/// here is a classic group).
+pub(crate) fn list_groups(
+    broker: &Arc<Broker>,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let wants_classic = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+    if !wants_classic {
+        return ListGroupsResponse::default();
+    }
+    let states: Vec<String> = request.states_filter.iter().map(string).collect();
+    let groups = broker
+        .groups
+        .list(&states)
+        .into_iter()
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(sb(g.group_id)))
+                .with_protocol_type(sb(g.protocol_type));
+            if version >= 4 {
+                l = l.with_group_state(sb(g.state.name()));
+            }
+            if version >= 5 {
+                l = l.with_group_type(sb("classic"));
+            }
+            l
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// Answers DescribeGroups.
+pub(crate) fn describe_groups(
+    broker: &Arc<Broker>,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let operations = if request.include_authorized_operations {
+        GROUP_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let mut d = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(if version >= 3 {
+                    operations
+                } else {
+                    OPERATIONS_NOT_REQUESTED
+                });
+            if id.is_empty() {
+                return d
+                    .with_error_code(ResponseError::InvalidGroupId.code())
+                    .with_group_state(sb(GroupState::Dead.name()));
+            }
+            let g = broker.groups.describe(id.as_str());
+            let Some(state) = g.state else {
+                d = d.with_group_state(sb(GroupState::Dead.name()));
+                if version >= 6 {
+                    d = d
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(sb(format!("Group {} not found.", id.as_str()))));
+                }
+                return d;
+            };
+            let members = g
+                .members
+                .into_iter()
+                .map(|m| {
+                    DescribedGroupMember::default()
+                        .with_member_id(sb(m.member_id))
+                        .with_group_instance_id(if version >= 4 {
+                            m.group_instance_id.map(sb)
+                        } else {
+                            None
+                        })
+                        .with_client_id(sb(m.client_id))
+                        .with_client_host(sb(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment)
+                })
+                .collect();
+            d.with_group_state(sb(state.name()))
+                .with_protocol_type(sb(g.protocol_type))
+                .with_protocol_data(sb(g.protocol))
+                .with_members(members)
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// Answers DeleteGroups.
+pub(crate) fn delete_groups(
+    broker: &Arc<Broker>,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let results = request
+        .groups_names
+        .into_iter()
+        .map(|id| {
+            let e = broker.groups.delete_group(broker, id.as_str()).err();
+            if e.is_none() {
+                tracing::info!(group = %id.as_str(), "deleted group");
+            }
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code(e))
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
