@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Runs librdkafka's own integration tests (quick mode, one at a time) against Sluice.
+#
+#   compat/librdkafka/run.sh [BOOTSTRAP [NOAUTOCREATE_BOOTSTRAP]]
+#
+# Tests come from tests.allow beside this script (or $RDK_TESTS). A line there is
+#   NNNN [scenario=noautocreate] [full]
+# `scenario=noautocreate` runs the test against a server with auto.create.topics.enable=false
+# (librdkafka's "noautocreate" scenario); `full` runs it without -Q (for tests that skip
+# themselves in quick mode).
+#
+# Without BOOTSTRAP a Sluice server is started here (binary from $SLUICE_BIN, else
+# target/release/sluice, else target/debug/sluice) on a free port with a temporary data dir,
+# auto.create.topics.enable=true and num.partitions=4, and killed on exit; a second one with
+# auto.create.topics.enable=false is started when a noautocreate test is run. With BOOTSTRAP,
+# noautocreate tests use NOAUTOCREATE_BOOTSTRAP (or $RDK_NOAUTOCREATE_BOOTSTRAP) and fail
+# without one.
+#
+# Env:
+#   RDK_TESTS        tests to run, space separated, options as in tests.allow joined by ':'
+#                    (e.g. "0012 0107:scenario=noautocreate"); default: the lines of $RDK_LIST
+#   RDK_LIST         file of tests (default tests.allow; tests.required is issue 3's full list)
+#   RDK_TEST_TIMEOUT seconds before one test is killed (default 300)
+#   RDK_LOG_DIR      where each test's output goes (default target/librdkafka-tests/logs)
+#   TEST_KAFKA_VERSION  broker version the runner assumes (default 4.1.0)
+#   TEST_DEBUG       librdkafka debug contexts for every client (e.g. protocol,broker)
+#   SLUICE_LOG       passed on to the servers this script starts
+# Prints one line per test and ends with "librdkafka: N passed, N failed"; exits 1 on failure.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+cd "$REPO"
+
+RUNNER="$("$HERE/build.sh" | tail -1)"
+TESTS_DIR="$(dirname "$RUNNER")"
+RDK_ROOT="$(dirname "$TESTS_DIR")"
+LOG_DIR="${RDK_LOG_DIR:-$REPO/target/librdkafka-tests/logs}"
+TIMEOUT="${RDK_TEST_TIMEOUT:-300}"
+mkdir -p "$LOG_DIR"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sluice-rdk.XXXXXX")"
+SERVER_PIDS=()
+
+cleanup() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${SERVER_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+BIN=""
+find_bin() {
+  BIN="${SLUICE_BIN:-}"
+  if [ -z "$BIN" ]; then
+    for b in target/release/sluice target/debug/sluice; do
+      if [ -x "$b" ]; then BIN="$REPO/$b"; break; fi
+    done
+  fi
+  [ -n "$BIN" ] && [ -x "$BIN" ] || {
+    echo "librdkafka: no sluice binary (set SLUICE_BIN or cargo build -p sluice)" >&2; exit 1; }
+}
+
+# start_sluice NAME AUTOCREATE -> sets STARTED to host:port once it accepts connections.
+STARTED=""
+start_sluice() {
+  local name="$1" autocreate="$2" port pid deadline
+  [ -n "$BIN" ] || find_bin
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  mkdir -p "$WORK/$name"
+  "$BIN" server \
+    --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+    --override "log.dirs=$WORK/$name" \
+    --override "auto.create.topics.enable=$autocreate" \
+    --override num.partitions=4 \
+    >"$LOG_DIR/sluice-$name.log" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  deadline=$(( $(date +%s) + 30 ))
+  until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "librdkafka: sluice exited at start:" >&2; tail -20 "$LOG_DIR/sluice-$name.log" >&2; exit 1
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "librdkafka: sluice did not listen on port $port" >&2; exit 1; }
+    sleep 0.1
+  done
+  STARTED="127.0.0.1:$port"
+  echo "librdkafka: sluice ($name, auto.create.topics.enable=$autocreate) on $STARTED, log $LOG_DIR/sluice-$name.log"
+}
+
+declare -A BOOTSTRAP=()
+if [ $# -ge 1 ]; then BOOTSTRAP[default]="$1"; fi
+if [ $# -ge 2 ]; then BOOTSTRAP[noautocreate]="$2"
+elif [ -n "${RDK_NOAUTOCREATE_BOOTSTRAP:-}" ]; then BOOTSTRAP[noautocreate]="$RDK_NOAUTOCREATE_BOOTSTRAP"; fi
+EXTERNAL=$(( $# >= 1 ))
+
+# bootstrap_for SCENARIO -> sets BS (starting a server for it if needed and allowed).
+bootstrap_for() {
+  local sc="$1"
+  if [ -z "${BOOTSTRAP[$sc]:-}" ]; then
+    if [ "$EXTERNAL" = 1 ]; then BS=""; return; fi
+    case "$sc" in
+      default) start_sluice default true ;;
+      noautocreate) start_sluice noautocreate false ;;
+      *) BS=""; return ;;
+    esac
+    BOOTSTRAP[$sc]="$STARTED"
+  fi
+  BS="${BOOTSTRAP[$sc]}"
+}
+
+if [ -n "${RDK_TESTS:-}" ]; then
+  read -r -a SPECS <<<"$RDK_TESTS"
+else
+  mapfile -t SPECS < <(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' \
+    -e 's/[[:space:]]\+/:/g' "${RDK_LIST:-$HERE/tests.allow}" | grep -v '^$')
+fi
+
+export TEST_KAFKA_VERSION="${TEST_KAFKA_VERSION:-4.1.0}"
+export LD_LIBRARY_PATH="$RDK_ROOT/src:$RDK_ROOT/src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export RDKAFKA_GITVER="v2.12.1"
+
+passed=0; failed=0; failed_list=()
+total_start=$(date +%s)
+for spec in "${SPECS[@]}"; do
+  IFS=: read -r -a parts <<<"$spec"
+  t="${parts[0]}"; scenario=default; quick=-Q
+  for opt in "${parts[@]:1}"; do
+    case "$opt" in
+      scenario=*) scenario="${opt#scenario=}" ;;
+      full) quick="" ;;
+      *) echo "librdkafka: unknown option '$opt' for test $t" >&2; exit 2 ;;
+    esac
+  done
+  log="$LOG_DIR/$t.log"
+  bootstrap_for "$scenario"
+  if [ -z "$BS" ]; then
+    failed=$((failed + 1)); failed_list+=("$t")
+    printf 'FAIL %s (no broker for scenario %s)\n' "$t" "$scenario"; continue
+  fi
+  conf="$WORK/test-$scenario.conf"
+  printf 'bootstrap.servers=%s\n' "$BS" >"$conf"
+  start=$(date +%s.%N)
+  set +e
+  # The outer subshell keeps bash's "Killed"/"Aborted" job notices out of our output.
+  ( (cd "$TESTS_DIR" && exec env TESTS="$t" TEST_SCENARIO="$scenario" RDKAFKA_TEST_CONF="$conf" \
+      timeout -k 10 "$TIMEOUT" ./test-runner -p1 $quick -E) >"$log" 2>&1; exit $? ) 2>/dev/null
+  rc=$?
+  set -e
+  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+  rm -f "$TESTS_DIR"/stats_*.json
+  # The runner's summary table, colours stripped: "| 0012_produce_consume | PASSED | 1.2s |".
+  states="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | awk -F'|' -v t="$t" \
+    '$2 ~ "^ *"t"_" {gsub(/ /,"",$3); print $3}' | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')"
+  reason="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m1 -A1 '^### Test ' | tail -1 | cut -c1-160 || true)"
+  why=""
+  if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && awk -v s="$secs" -v t="$TIMEOUT" 'BEGIN{exit !(s>=t)}'; }; then
+    why="killed after ${TIMEOUT}s"
+  elif [ "$rc" -ne 0 ]; then why="exit $rc; ${states:-no summary}; $reason"
+  elif ! grep -q PASSED <<<"$states" || grep -qE 'SKIPPED|FAILED|DNS' <<<"$states"; then
+    # A test the runner skipped (or did not find) has not passed.
+    rc=1; why="${states:-no summary}"
+  fi
+  if [ "$rc" -eq 0 ]; then
+    passed=$((passed + 1)); printf 'PASS %s %6ss\n' "$t" "$secs"
+  else
+    failed=$((failed + 1)); failed_list+=("$t")
+    printf 'FAIL %s %6ss (%s) log: %s\n' "$t" "$secs" "$why" "${log#"$REPO"/}"
+  fi
+done
+echo "librdkafka: ran ${#SPECS[@]} tests in $(( $(date +%s) - total_start ))s${failed_list:+; failed: ${failed_list[*]}}"
+echo "librdkafka: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
