@@ -20,6 +20,12 @@
 #                        producer itself, and every producer/consumer pair once more with a
 #                        codec rotating over the pairs; full (~420 cases, ~3x longer): every
 #                        consumer reads every producer's topic for every codec
+#   INTEROP_BUDGET=S     time budget for the whole run (default 2400 s): cases not started by
+#                        then are reported failed ("not run"), so a hung broker cannot make the
+#                        run last hours
+#   INTEROP_BREAKER=N    after N consecutive failed runs of one client in one role (produce by X,
+#                        consume by Y), its remaining cases in that role are reported failed
+#                        without running (default 3; 0 = off)
 #   INTEROP_KEEP=1       keep the work dir (logs of every case) even when all pass
 #   SLUICE_BIN, SLUICE_ARGS  server binary and extra arguments when the script starts Sluice
 # Prints one line per case (failures followed by the tail of their output), then exactly one
@@ -138,7 +144,10 @@ supports() { local c; for c in $(codecs_of "$1"); do [[ "$c" == "$2" ]] && retur
 
 # ---------------------------------------------------------------- case runner
 PASSED=0 FAILED=0
-declare -A STATUS
+declare -A STATUS STREAK
+BUDGET="${INTEROP_BUDGET:-2400}"
+BREAKER="${INTEROP_BREAKER:-3}"
+T_START=$SECONDS
 RUN_ID="$(date +%H%M%S)$$"
 
 selected() {
@@ -169,6 +178,20 @@ run_case() {
   fi
 }
 
+# guarded_case NAME KEY COMMAND...: run_case unless the time budget is spent or client role KEY
+# failed BREAKER times in a row
+guarded_case() {
+  local name="$1" key="$2"; shift 2
+  if (( SECONDS - T_START > BUDGET )); then
+    fail_case "$name" "not run: time budget of ${BUDGET}s used up"; return
+  fi
+  if (( BREAKER > 0 && ${STREAK[$key]:-0} >= BREAKER )); then
+    fail_case "$name" "not run: $key failed $BREAKER times in a row"; return
+  fi
+  run_case "$name" "$@"
+  if [[ "${STATUS[$name]}" == pass ]]; then STREAK[$key]=0; else STREAK[$key]=$((${STREAK[$key]:-0} + 1)); fi
+}
+
 # a case that cannot run counts as failed
 fail_case() {
   local name="$1" why="$2"
@@ -193,7 +216,7 @@ for c in "${ADMINS[@]}"; do
   name="admin/$c"
   selected "$name" || continue
   check_installed "$name" "$c" || continue
-  run_case "$name" "$CLIENT" "$c" admin --bootstrap "$BOOTSTRAP" --topic "interop-$RUN_ID-admin-$c"
+  guarded_case "$name" "admin by $c" "$CLIENT" "$c" admin --bootstrap "$BOOTSTRAP" --topic "interop-$RUN_ID-admin-$c"
 done
 
 # ---------------------------------------------------------------- produce, then consume by all
@@ -224,7 +247,7 @@ for p in "${PRODUCERS[@]}"; do
     selected "$pname" || [[ ${#want[@]} -gt 0 ]] || continue
     topic="$(topic_for "$p" "$codec")"
     if check_installed "$pname" "$p"; then
-      run_case "$pname" "$CLIENT" "$p" produce --bootstrap "$BOOTSTRAP" --topic "$topic" \
+      guarded_case "$pname" "produce by $p" "$CLIENT" "$p" produce --bootstrap "$BOOTSTRAP" --topic "$topic" \
         --codec "$codec" --count "$COUNT" --partitions 3
     fi
     for q in "${want[@]}"; do
@@ -232,7 +255,7 @@ for p in "${PRODUCERS[@]}"; do
       if [[ "${STATUS[$pname]}" != pass ]]; then fail_case "$cname" "not run: $pname failed"; continue; fi
       check_installed "$cname" "$q" || continue
       # shellcheck disable=SC2046
-      run_case "$cname" "$CLIENT" "$q" consume --bootstrap "$BOOTSTRAP" --topic "$topic" \
+      guarded_case "$cname" "consume by $q" "$CLIENT" "$q" consume --bootstrap "$BOOTSTRAP" --topic "$topic" \
         --count "$COUNT" --codec-tag "$codec" $(producer_flags "$p")
     done
   done
@@ -249,7 +272,7 @@ for check in topics-create topics-list topics-describe topics-alter topics-delet
   selected "$name" || continue
   check_installed "$name" cli || continue
   t="$cli_topic"; [[ "$check" == topics-* ]] || t="interop-$RUN_ID-cli-$check"
-  run_case "$name" "$I/cli/kafka-cli.sh" "$check" "$BOOTSTRAP" "$t"
+  guarded_case "$name" "cli/$check" "$I/cli/kafka-cli.sh" "$check" "$BOOTSTRAP" "$t"
 done
 
 # ---------------------------------------------------------------- summary
