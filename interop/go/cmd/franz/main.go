@@ -36,7 +36,10 @@ func codec(name string) kgo.CompressionCodec {
 }
 
 func newAdmin(a spec.Args) (*kgo.Client, *kadm.Client) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.ClientID(clientID))
+	// kgo serves Metadata requests from a cache younger than MetadataMinAge (default 5 s), so
+	// polling for a created or deleted topic would see stale answers for 5 s without this
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.ClientID(clientID),
+		kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		spec.Fail("client: %v", err)
 	}
