@@ -43,7 +43,8 @@ def fmt(x):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "–"
-    return f"{a / b:.2f}×"
+    r = a / b
+    return "<0.01×" if r < 0.01 else f"{r:.2f}×"
 
 
 rows = []  # (label, key, better: "hi"|"lo"|None)
@@ -109,6 +110,18 @@ for lab, key, better in rows:
 p()
 p("Ratios: MB/s and msgs/s higher is better for Sluice; CPU-s/GB, latency and RSS lower is better.")
 p()
+for b in brokers:
+    for t in ("p-a1-lz4", "p-aall-lz4"):
+        c = m.get(b, {}).get(f"{t}.stored_codec")
+        if c is not None and c != "lz4":
+            p(f"**{names[b]} {t}: the stored batches are `{c}`, not lz4: the client was asked to "
+              "compress and did not, so this row and the lz4 consume row are not comparable.**")
+            p()
+lat = [b for b in brokers if (num(b, "lat.msgs_s") or 0) < 0.9 * 5000]
+if lat:
+    p(f"**Latency run: {', '.join(names[b] for b in lat)} did not reach 5,000 msgs/s (the load "
+      "generator's rate loop did not get the CPU), so those percentiles are not at the target rate.**")
+    p()
 
 # Targets from issue 3
 if "sluice" in brokers:
@@ -174,6 +187,9 @@ for b in brokers:
         bits.append(f"exit code after SIGTERM {d['exit_code']} in {d.get('stop_s', '?')} s")
     if "log_errors" in d:
         bits.append(f"log lines with error/panic: {d['log_errors']}, warn: {d.get('log_warnings')}")
+    sc = [f"{t} {d[t + '.stored_codec']}" for t in ("p-a1-lz4", "p-aall-lz4") if t + ".stored_codec" in d]
+    if sc:
+        bits.append("stored codec: " + ", ".join(sc))
     if "p-a1-none.disk_MB" in d:
         bits.append(f"on disk: acks=1 none {d['p-a1-none.disk_MB']} MB, lz4 {d.get('p-a1-lz4.disk_MB')} MB")
     cl = [f"{k.split('.')[0]} {d[k]}" for k in d if k.endswith("client_cpu_s_per_GB")]

@@ -249,6 +249,9 @@ bench_broker() { # NAME
       for t in p-a1-none p-a1-lz4; do
         metric "$b" "$t.disk_MB" "$(du -smc "$dir"/data/"$t"-* | tail -1 | cut -f1)"
       done
+      for t in p-a1-lz4 p-aall-lz4; do
+        metric "$b" "$t.stored_codec" "$(python3 "$ROOT/bench/batch-codecs.py" "$dir/data" "$t")"
+      done
     fi
   fi
 
