@@ -176,6 +176,9 @@ stop_broker() { # NAME PORT DIR
 }
 
 alive() { kill -0 "$BPID" 2>/dev/null; }
+# before each measured run: write back the previous run's dirty pages, so a run does not pay for
+# the one before it (the kernel starts writeback at dirty_background_ratio, about 2 GB here)
+settle() { sync; sleep 1; }
 
 # Run rdkafka_performance, bounded in time; its CPU (user+sys) lands in $2.cpu. Output in $2.
 perf_run() { # LABEL OUTFILE ARGS...
@@ -215,6 +218,7 @@ bench_broker() { # NAME
       t="p-a${acks}-${codec}"
       alive || break 2
       local a="$acks"; if [[ "$acks" == all ]]; then a=-1; fi
+      settle
       c0="$(cpu_s "$BPID")"
       perf_run "$b $t" "$OUT/$b/produce-$t.txt" -P -t "$t" "${common[@]}" -a "$a" -z "$codec" -c "$MSGS"
       alive && c1="$(cpu_s "$BPID")" || c1=""
@@ -261,6 +265,7 @@ bench_broker() { # NAME
   for codec in none lz4; do
     t="p-a1-$codec"
     alive || break
+    settle
     c0="$(cpu_s "$BPID")"
     perf_run "$b consume $t" "$OUT/$b/consume-$t.txt" -C -t "$t" -b "$bs" "${parts[@]}" -o beginning -e
     alive && c1="$(cpu_s "$BPID")" || c1=""
@@ -285,6 +290,7 @@ bench_broker() { # NAME
 
   # produce-to-ack latency at a fixed rate, acks=all
   if alive; then
+    settle
     c0="$(cpu_s "$BPID")"
     perf_run "$b latency" "$OUT/$b/latency.txt" -P -t latency -b "$bs" -s "$MSG_SIZE" -X "linger.ms=$LAT_LINGER" \
       -a -1 -r "$LAT_RATE" -c "$LAT_MSGS" -l -A "$OUT/$b/latency-us.txt"
