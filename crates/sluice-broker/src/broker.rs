@@ -87,13 +87,35 @@ struct ProducerIds {
     block_end: i64,
 }
 
+/// Topics by name and by id (Fetch v13+ and Metadata address topics by id).
+#[derive(Debug, Default)]
+struct Topics {
+    /// By name, in name order.
+    by_name: BTreeMap<String, Arc<Topic>>,
+    /// By topic id.
+    by_id: std::collections::HashMap<Uuid, Arc<Topic>>,
+}
+
+impl Topics {
+    fn insert(&mut self, topic: Arc<Topic>) {
+        self.by_id.insert(topic.id, topic.clone());
+        self.by_name.insert(topic.name.clone(), topic);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<Topic>> {
+        let topic = self.by_name.remove(name)?;
+        self.by_id.remove(&topic.id);
+        Some(topic)
+    }
+}
+
 /// The broker.
 #[derive(Debug)]
 pub struct Broker {
     /// Effective configuration.
     pub config: BrokerConfig,
     /// Topics by name.
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    topics: RwLock<Topics>,
     /// The durable metadata and its store; locked for the whole of a metadata change.
     store: Mutex<(MetadataStore, MetadataImage)>,
     /// Producer-id allocator.
@@ -121,10 +143,9 @@ impl Broker {
         };
         let default_log = log_config(&TopicConfig::resolve(&config.log_defaults, BTreeMap::new()));
         let logs = LogManager::open(&config.log_dir, default_log, &config_for)?;
-        let mut topics = BTreeMap::new();
+        let mut topics = Topics::default();
         for record in image.topics.values() {
-            let topic = Self::open_topic(&config, &logs, record)?;
-            topics.insert(record.name.clone(), Arc::new(topic));
+            topics.insert(Arc::new(Self::open_topic(&config, &logs, record)?));
         }
         let next = image.next_producer_id;
         let groups = GroupCoordinator::new(crate::group::coordinator_config(&config));
@@ -179,25 +200,22 @@ impl Broker {
 
     /// The topic named `name`.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().ok()?.get(name).cloned()
+        self.read_topics().by_name.get(name).cloned()
     }
 
     /// The topic with id `id`.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .ok()?
-            .values()
-            .find(|t| t.id == id)
-            .cloned()
+        self.read_topics().by_id.get(&id).cloned()
     }
 
     /// Every topic, in name order.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.topics
-            .read()
-            .map(|t| t.values().cloned().collect())
-            .unwrap_or_default()
+        self.read_topics().by_name.values().cloned().collect()
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
+        // Writers replace whole entries, so a poisoned map is still consistent.
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_store(&self) -> std::sync::MutexGuard<'_, (MetadataStore, MetadataImage)> {
@@ -274,12 +292,12 @@ impl Broker {
             image.topics.remove(name);
             return Err(e.into());
         }
-        self.write_topics().insert(name.to_string(), topic.clone());
+        self.write_topics().insert(topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
 
-    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
         self.topics.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -385,7 +403,7 @@ impl Broker {
             config: old.config.clone(),
             partitions,
         });
-        self.write_topics().insert(name.to_string(), topic);
+        self.write_topics().insert(topic);
         tracing::info!(topic = name, from = current, to = total, "added partitions");
         Ok(())
     }

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
 use sluice_log::AppendOutcome;
-use sluice_proto::batch::TimestampType;
+use sluice_proto::batch::{BatchIter, CompressionCodec, TimestampType};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -40,6 +42,9 @@ pub struct Partition {
     log: Arc<sluice_log::Log>,
     /// Whether the topic is compacted (records need keys).
     compacted: bool,
+    /// The topic's `compression.type` when it is not `producer`: batches in another codec are
+    /// recompressed before they are written.
+    compression: Option<Compression>,
     /// `min.insync.replicas`: `acks=all` writes need at least this many in-sync replicas.
     min_insync_replicas: i64,
     /// Woken whenever the high watermark advances (parked `acks=all` produces wait on it).
@@ -67,6 +72,67 @@ pub fn log_config(config: &TopicConfig) -> sluice_log::LogConfig {
         message_timestamp_after_max_ms: config.long("message.timestamp.after.max.ms", i64::MAX),
         file_delete_delay_ms: config.long("file.delete.delay.ms", 60_000),
     }
+}
+
+/// The codec a topic's `compression.type` forces, or `None` for `producer` (keep the producer's).
+fn topic_compression(name: &str) -> Option<Compression> {
+    Some(match name {
+        "uncompressed" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => return None,
+    })
+}
+
+fn codec_matches(codec: CompressionCodec, target: Compression) -> bool {
+    matches!(
+        (codec, target),
+        (CompressionCodec::None, Compression::None)
+            | (CompressionCodec::Gzip, Compression::Gzip)
+            | (CompressionCodec::Snappy, Compression::Snappy)
+            | (CompressionCodec::Lz4, Compression::Lz4)
+            | (CompressionCodec::Zstd, Compression::Zstd)
+    )
+}
+
+/// Re-encodes batches whose codec differs from the topic's `compression.type`, keeping offsets
+/// deltas, timestamps and producer fields. `None` when every batch already matches (the common
+/// case, which costs one pass over the batch headers).
+fn recompress(records: &Bytes, target: Compression) -> Result<Option<BytesMut>, ApiError> {
+    let corrupt = |e: String| ApiError::new(ResponseError::CorruptMessage, e);
+    let mut batches = Vec::new();
+    let mut all_match = true;
+    for item in BatchIter::new(records) {
+        let (header, range) = item.map_err(|e| corrupt(e.to_string()))?;
+        let codec = header.compression().map_err(|e| corrupt(e.to_string()))?;
+        all_match &= codec_matches(codec, target) || header.is_control();
+        batches.push((codec, range, header.is_control()));
+    }
+    if all_match {
+        return Ok(None);
+    }
+    let mut out = BytesMut::with_capacity(records.len());
+    for (codec, range, control) in batches {
+        if control || codec_matches(codec, target) {
+            out.extend_from_slice(&records[range]);
+            continue;
+        }
+        let mut slice = records.slice(range.clone());
+        let set = RecordBatchDecoder::decode(&mut slice).map_err(|e| corrupt(e.to_string()))?;
+        if set.records.is_empty() {
+            out.extend_from_slice(&records[range]);
+            continue;
+        }
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: target,
+        };
+        RecordBatchEncoder::encode(&mut out, set.records.iter(), &options)
+            .map_err(|e| corrupt(format!("cannot recompress: {e}")))?;
+    }
+    Ok(Some(out))
 }
 
 /// Checks that every record of every batch has a key (compacted topics), decoding the batches.
@@ -103,6 +169,7 @@ impl Partition {
             index,
             log,
             compacted: config.is_compacted(),
+            compression: topic_compression(config.string("compression.type")),
             min_insync_replicas: config.long("min.insync.replicas", 1),
             high_watermark_advanced: Notify::new(),
         })
@@ -126,7 +193,11 @@ impl Partition {
         }
         // The request's bytes are shared and immutable; the log patches offsets in place, so it
         // gets its own copy. (A zero-copy write path is a later optimisation.)
-        let mut buf = BytesMut::from(&records[..]);
+        let mut buf = match self.compression {
+            Some(target) => recompress(records, target)?,
+            None => None,
+        }
+        .unwrap_or_else(|| BytesMut::from(&records[..]));
         let outcome = self
             .log
             .append_as_leader(&mut buf, self.leader_epoch(), now_ms)?;

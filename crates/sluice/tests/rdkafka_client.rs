@@ -484,3 +484,48 @@ fn min_insync_replicas_refuses_acks_all() {
     produce_keyed(&bootstrap, "strict", 10, &[("acks", "1")], 1_000_000);
     check_keyed(&consume_all(&bootstrap, "strict", 1, 10), 10, 1_000_000);
 }
+
+/// The codec of every stored batch of `topic`-0, read straight from its first segment file
+/// (attributes & 7 of each batch header).
+fn stored_codecs(s: &TestServer, topic: &str) -> Vec<i16> {
+    let path = s
+        .data_dir()
+        .join(format!("{topic}-0"))
+        .join("00000000000000000000.log");
+    let bytes = std::fs::read(&path).expect("segment file");
+    let mut codecs = Vec::new();
+    let mut at = 0;
+    while at + 61 <= bytes.len() {
+        let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        codecs.push(i16::from_be_bytes(bytes[at + 21..at + 23].try_into().unwrap()) & 7);
+        at += 12 + len;
+    }
+    codecs
+}
+
+/// A topic with `compression.type=lz4` stores lz4 whatever the producer sent, and consumers
+/// read the same records back; `producer` keeps the producer's codec byte for byte.
+#[test]
+fn topic_compression_type_recompresses() {
+    let s = server(&[]);
+    let bootstrap = s.bootstrap();
+    create_topic(&bootstrap, "forced-lz4", 1, &[("compression.type", "lz4")]);
+    create_topic(&bootstrap, "as-produced", 1, &[]);
+    for topic in ["forced-lz4", "as-produced"] {
+        produce_keyed(
+            &bootstrap,
+            topic,
+            3000,
+            &[("compression.codec", "gzip")],
+            50_000,
+        );
+        check_keyed(&consume_all(&bootstrap, topic, 1, 3000), 3000, 50_000);
+    }
+    let forced = stored_codecs(&s, "forced-lz4");
+    assert!(
+        !forced.is_empty() && forced.iter().all(|c| *c == 3),
+        "{forced:?}"
+    );
+    let kept = stored_codecs(&s, "as-produced");
+    assert!(!kept.is_empty() && kept.iter().all(|c| *c == 1), "{kept:?}");
+}
