@@ -112,8 +112,7 @@ fn describe_topic(
 }
 
 /// The broker's own configs, as (name, value, type).
-fn broker_configs(broker: &Broker) -> Vec<(String, String, i8)> {
-    let c = &broker.config;
+fn broker_configs(c: &crate::config::BrokerConfig) -> Vec<(String, String, i8)> {
     let mut out = vec![
         ("node.id".to_string(), c.node_id.to_string(), TYPE_INT),
         ("broker.id".to_string(), c.node_id.to_string(), TYPE_INT),
@@ -184,26 +183,54 @@ fn describe_broker(
     broker: &Broker,
     name: &str,
     keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>,
+    include_synonyms: bool,
 ) -> Result<Vec<DescribeConfigsResourceResult>, ResponseError> {
     // An empty name asks for the cluster-wide defaults; otherwise it must be this node.
     if !name.is_empty() && name != broker.config.node_id.to_string() {
         return Err(ResponseError::InvalidRequest);
     }
-    Ok(broker_configs(broker)
+    let defaults: std::collections::BTreeMap<String, String> =
+        broker_configs(&crate::config::BrokerConfig::default())
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect();
+    Ok(broker_configs(&broker.config)
         .into_iter()
         .filter(|(k, _, _)| wanted(keys, k))
         .map(|(k, v, ty)| {
-            let source = if broker.config.explicit.contains_key(&k) {
+            let explicit = broker.config.explicit.contains_key(&k);
+            let source = if explicit {
                 SOURCE_STATIC_BROKER
             } else {
                 SOURCE_DEFAULT
             };
+            // Synonyms as Kafka lists them: the static setting, then the default.
+            let mut synonyms = Vec::new();
+            if include_synonyms {
+                if explicit {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(sb(k.clone()))
+                            .with_value(Some(sb(v.clone())))
+                            .with_source(SOURCE_STATIC_BROKER),
+                    );
+                }
+                if let Some(d) = defaults.get(&k) {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(sb(k.clone()))
+                            .with_value(Some(sb(d.clone())))
+                            .with_source(SOURCE_DEFAULT),
+                    );
+                }
+            }
             DescribeConfigsResourceResult::default()
                 .with_name(sb(k))
                 .with_value(Some(sb(v)))
                 .with_read_only(true)
                 .with_config_source(source)
                 .with_config_type(ty)
+                .with_synonyms(synonyms)
         })
         .collect())
 }
@@ -226,7 +253,12 @@ pub(crate) fn describe(
                     &r.configuration_keys,
                     request.include_synonyms,
                 ),
-                RESOURCE_BROKER => describe_broker(broker, &name, &r.configuration_keys),
+                RESOURCE_BROKER => describe_broker(
+                    broker,
+                    &name,
+                    &r.configuration_keys,
+                    request.include_synonyms,
+                ),
                 _ => Err(ResponseError::InvalidRequest),
             };
             let result = DescribeConfigsResult::default()
