@@ -68,7 +68,7 @@ rows += [("latency acks=all: achieved msgs/s", "lat.msgs_s", None),
          ("peak RSS (VmHWM), MB", "rss_peak_MB", "lo")]
 
 p = print
-p(f"## End-to-end run {env.get('date_utc', '?')} UTC, commit {env.get('commit', '?')}")
+p(f"### Run {env.get('date_utc', '?')} UTC, commit {env.get('commit', '?')}")
 p()
 load_s, load_e = env.get("load_start", "?"), env.get("load_end", "?")
 try:

