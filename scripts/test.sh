@@ -1,27 +1,77 @@
 #!/usr/bin/env bash
-# Runs every test Sluice has: formatting and lints, unit and property tests, integration tests
-# that start the real `sluice server` and drive it with librdkafka, and the cross-client interop
-# suite (kcat, kafka-python, kafkajs, franz-go, sarama, the Java client and Kafka's CLI tools).
-# Installs what the tests need first (idempotent). Set SKIP_INTEROP=1 to run only the Rust tests.
-set -euo pipefail
+# Runs every test Sluice has:
+#   1. formatting and lints;
+#   2. unit, property, crash and integration tests (`cargo test`: the real `sluice server` driven
+#      by librdkafka through the rdkafka crate);
+#   3. the cross-client interop suite (kcat, kafka-python, aiokafka, kafkajs, franz-go, sarama,
+#      the Java client and Kafka's own CLI tools) and idempotent producers through a lossy proxy;
+#   4. librdkafka's own integration tests (the allowlist in compat/librdkafka/tests.allow).
+# Installs what the tests need first (idempotent). SKIP_INTEROP=1 runs only 1 and 2.
+# Every suite runs even if an earlier one failed; the last line sums them up, and the exit code
+# is non-zero if anything failed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target
 
 step() { printf '\n=== %s\n' "$*"; }
+total_passed=0
+total_failed=0
+broken=()
+
+# count NAME LOG: adds the suite's last "N passed, N failed" line to the totals.
+count() {
+  local line p f
+  line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
+  p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.*\b([0-9]+) failed.*/\1/' <<<"$line")
+  total_passed=$((total_passed + ${p:-0}))
+  total_failed=$((total_failed + ${f:-0}))
+}
+
+# suite NAME COMMAND...: runs a suite with its output teed to target/test-NAME.log.
+suite() {
+  local name="$1"
+  shift
+  step "$name"
+  if ! "$@" 2>&1 | tee "target/test-$name.log"; then
+    broken+=("$name")
+  fi
+  count "$name" "target/test-$name.log"
+}
 
 step "cargo fmt --check"
-cargo fmt --all -- --check
+cargo fmt --all -- --check || broken+=(fmt)
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings || broken+=(clippy)
 
-step "cargo test (unit, property, crash, integration with librdkafka)"
-cargo test --workspace 2>&1 | tee target/cargo-test.log
-grep -E '^test result:' target/cargo-test.log | awk '{p+=$4; f+=$6} END {printf "rust: %d passed, %d failed\n", p, f}'
+rust_tests() {
+  cargo test --workspace 2>&1 | tee target/cargo-test.log
+  local status=${PIPESTATUS[0]}
+  grep -E '^test result:' target/cargo-test.log |
+    awk '{p+=$4; f+=$6} END {printf "rust: %d passed, %d failed\n", p, f}'
+  return "$status"
+}
+suite rust rust_tests
 
-if [ "${SKIP_INTEROP:-0}" != 1 ] && [ -x scripts/interop.sh ]; then
-  step "install interop dependencies"
-  scripts/install-deps.sh
-  step "interop suite"
-  cargo build --release -p sluice
-  SLUICE_BIN="$PWD/target/release/sluice" scripts/interop.sh
+if [ "${SKIP_INTEROP:-0}" != 1 ]; then
+  step "install test dependencies"
+  scripts/install-deps.sh || broken+=(install-deps)
+  step "release build"
+  cargo build --release -p sluice -p sluice-testkit || broken+=(release-build)
+  export SLUICE_BIN="$PWD/target/release/sluice"
+  suite interop scripts/interop.sh
+  suite idempotence interop/idempotence.sh
+  if [ -x compat/librdkafka/run.sh ]; then
+    step "build librdkafka's test runner"
+    compat/librdkafka/build.sh || broken+=(librdkafka-build)
+    suite librdkafka compat/librdkafka/run.sh
+  fi
 fi
+
+echo
+if [ ${#broken[@]} -gt 0 ]; then
+  echo "failed steps: ${broken[*]}"
+fi
+echo "all: $total_passed passed, $total_failed failed"
+[ ${#broken[@]} -eq 0 ] && [ "$total_failed" -eq 0 ]

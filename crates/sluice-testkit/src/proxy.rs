@@ -96,6 +96,11 @@ impl Drop for FaultyProxy {
     }
 }
 
+/// Says on stderr that a response was dropped, so scripts can check the proxy did its job.
+fn tracing_line(total: u64) {
+    eprintln!("faulty-proxy: dropped produce response (total {total})");
+}
+
 /// Forwards one connection in both directions until either side closes.
 fn pipe(
     mut client: TcpStream,
@@ -128,7 +133,8 @@ fn pipe(
         if key == Some(PRODUCE) && drop_every > 0 {
             let n = produce_seen.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_multiple_of(drop_every) {
-                dropped.fetch_add(1, Ordering::Relaxed);
+                let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing_line(total);
                 break;
             }
         }

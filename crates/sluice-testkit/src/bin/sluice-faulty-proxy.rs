@@ -18,9 +18,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let proxy = sluice_testkit::proxy::FaultyProxy::serve(listener, args[2].clone(), drop_every);
+    let _proxy = sluice_testkit::proxy::FaultyProxy::serve(listener, args[2].clone(), drop_every);
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(5));
-        eprintln!("dropped {} produce responses", proxy.dropped());
+        std::thread::park();
     }
 }
