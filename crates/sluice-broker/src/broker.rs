@@ -408,6 +408,55 @@ impl Broker {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides (AlterConfigs, IncrementalAlterConfigs): validates
+    /// every value, persists the new set, and applies it to the open partitions.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let mut guard = self.lock_store();
+        let Some(old) = self.topic(name) else {
+            return Err(ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.",
+            ));
+        };
+        for (k, v) in &overrides {
+            topic_config::validate(k, v).map_err(|why| {
+                ApiError::new(ResponseError::InvalidConfig, format!("{k}: {why}"))
+            })?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let (store, image) = &mut *guard;
+        let Some(record) = image.topics.get_mut(name) else {
+            return Err(ApiError::new(ResponseError::UnknownTopicOrPartition, ""));
+        };
+        let previous = std::mem::replace(&mut record.configs, overrides.clone());
+        if let Err(e) = store.save(image) {
+            if let Some(record) = image.topics.get_mut(name) {
+                record.configs = previous;
+            }
+            return Err(e.into());
+        }
+        let config = TopicConfig::resolve(&self.config.log_defaults, overrides);
+        for p in &old.partitions {
+            p.apply_config(&config);
+        }
+        let topic = Arc::new(Topic {
+            name: old.name.clone(),
+            id: old.id,
+            config,
+            partitions: old.partitions.clone(),
+        });
+        self.write_topics().insert(topic);
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
     /// Hands out a new producer id, reserving a new block in the store when one runs out.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());

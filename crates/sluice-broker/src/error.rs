@@ -10,6 +10,9 @@ pub struct ApiError {
     pub code: ResponseError,
     /// A human-readable message (sent where the response has an error-message field).
     pub message: String,
+    /// Per-record errors of a refused batch (Produce v8+ `record_errors`): (index in the
+    /// batch, message).
+    pub record_errors: Vec<(i32, String)>,
 }
 
 impl ApiError {
@@ -18,7 +21,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            record_errors: Vec::new(),
         }
+    }
+
+    /// Attaches per-record errors.
+    pub fn with_record_errors(mut self, record_errors: Vec<(i32, String)>) -> ApiError {
+        self.record_errors = record_errors;
+        self
     }
 
     /// The wire code.

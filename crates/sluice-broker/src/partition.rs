@@ -2,7 +2,7 @@
 //! broker calls the storage engine, so handlers speak in Kafka terms only.
 
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -40,13 +40,8 @@ pub struct Partition {
     pub index: i32,
     /// The partition's log, shared with the log manager (checkpoints, shutdown).
     log: Arc<sluice_log::Log>,
-    /// Whether the topic is compacted (records need keys).
-    compacted: bool,
-    /// The topic's `compression.type` when it is not `producer`: batches in another codec are
-    /// recompressed before they are written.
-    compression: Option<Compression>,
-    /// `min.insync.replicas`: `acks=all` writes need at least this many in-sync replicas.
-    min_insync_replicas: i64,
+    /// Topic settings the append path reads; replaced when the topic's config changes.
+    settings: RwLock<Settings>,
     /// Woken whenever the high watermark advances (parked `acks=all` produces wait on it).
     high_watermark_advanced: Notify,
 }
@@ -135,20 +130,54 @@ fn recompress(records: &Bytes, target: Compression) -> Result<Option<BytesMut>, 
     Ok(Some(out))
 }
 
+/// The topic settings the append path needs, derived from the topic config.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    /// Whether the topic is compacted (records need keys).
+    compacted: bool,
+    /// The topic's `compression.type` when it is not `producer`: batches in another codec are
+    /// recompressed before they are written.
+    compression: Option<Compression>,
+    /// `min.insync.replicas`: `acks=all` writes need at least this many in-sync replicas.
+    min_insync_replicas: i64,
+}
+
+impl Settings {
+    fn from_config(config: &TopicConfig) -> Settings {
+        Settings {
+            compacted: config.is_compacted(),
+            compression: topic_compression(config.string("compression.type")),
+            min_insync_replicas: config.long("min.insync.replicas", 1),
+        }
+    }
+}
+
 /// Checks that every record of every batch has a key (compacted topics), decoding the batches.
+/// Each keyless record is reported by its index in its batch, as Kafka's `record_errors`.
 fn check_keys_present(records: &Bytes) -> Result<(), ApiError> {
     let mut buf = records.clone();
     let sets = RecordBatchDecoder::decode_all(&mut buf)
         .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
+    let mut keyless = Vec::new();
     for set in sets {
-        if set.records.iter().any(|r| r.key.is_none() && !r.control) {
-            return Err(ApiError::new(
-                ResponseError::InvalidRecord,
-                "Compacted topic cannot accept message without key.",
-            ));
+        for (i, r) in set.records.iter().enumerate() {
+            if r.key.is_none() && !r.control {
+                keyless.push(i as i32);
+            }
         }
     }
-    Ok(())
+    if keyless.is_empty() {
+        return Ok(());
+    }
+    let message = "Compacted topic cannot accept message without key.";
+    Err(
+        ApiError::new(ResponseError::InvalidRecord, message).with_record_errors(
+            keyless
+                .into_iter()
+                .map(|i| (i, message.to_string()))
+                .collect(),
+        ),
+    )
 }
 
 impl Partition {
@@ -168,11 +197,19 @@ impl Partition {
             topic: topic.to_string(),
             index,
             log,
-            compacted: config.is_compacted(),
-            compression: topic_compression(config.string("compression.type")),
-            min_insync_replicas: config.long("min.insync.replicas", 1),
+            settings: RwLock::new(Settings::from_config(config)),
             high_watermark_advanced: Notify::new(),
         })
+    }
+
+    fn settings(&self) -> Settings {
+        *self.settings.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a changed topic configuration to the append path and the log.
+    pub fn apply_config(&self, config: &TopicConfig) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Settings::from_config(config);
+        self.log.set_config(log_config(config));
     }
 
     /// The current leader epoch. A single node leads every partition from epoch 0.
@@ -188,12 +225,13 @@ impl Partition {
     /// Validates and appends a producer's record batches as leader. A batch the producer already
     /// wrote (an idempotent retry) is acknowledged with its original offset and not written again.
     pub fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, ApiError> {
-        if self.compacted {
+        let settings = self.settings();
+        if settings.compacted {
             check_keys_present(records)?;
         }
         // The request's bytes are shared and immutable; the log patches offsets in place, so it
         // gets its own copy. (A zero-copy write path is a later optimisation.)
-        let mut buf = match self.compression {
+        let mut buf = match settings.compression {
             Some(target) => recompress(records, target)?,
             None => None,
         }
@@ -241,13 +279,14 @@ impl Partition {
     /// (NOT_ENOUGH_REPLICAS), checked before anything is written, as Kafka does.
     pub fn check_min_insync(&self) -> Result<(), ApiError> {
         let isr_len = 1;
-        if isr_len < self.min_insync_replicas {
+        let min_insync_replicas = self.settings().min_insync_replicas;
+        if isr_len < min_insync_replicas {
             return Err(ApiError::new(
                 ResponseError::NotEnoughReplicas,
                 format!(
                     "The size of the current ISR {isr_len} is insufficient to satisfy the \
                      min.isr requirement of {} for partition {}-{}",
-                    self.min_insync_replicas, self.topic, self.index
+                    min_insync_replicas, self.topic, self.index
                 ),
             ));
         }

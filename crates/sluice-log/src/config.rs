@@ -4,7 +4,7 @@ use sluice_proto::batch::TimestampType;
 
 /// Configuration of one partition log. Field names follow Kafka's topic configs
 /// (`segment.bytes` → `segment_bytes`), defaults are Kafka's.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this size.
     pub segment_bytes: u64,

@@ -190,7 +190,8 @@ struct ActiveFiles {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
-    config: LogConfig,
+    /// Settings; replaced whole when a topic's configuration changes at run time.
+    config: RwLock<LogConfig>,
     io: Arc<dyn LogIo>,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     log_start_offset: AtomicI64,
@@ -273,7 +274,7 @@ impl Log {
                 entries_scratch: Vec::new(),
             }),
             flush_lock: Mutex::new(()),
-            config,
+            config: RwLock::new(config),
         };
         {
             let mut inner = log.lock_inner()?;
@@ -294,8 +295,18 @@ impl Log {
     }
 
     /// The configuration the log runs with.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.cfg()
+    }
+
+    fn cfg(&self) -> LogConfig {
+        *self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a changed topic configuration (AlterConfigs). Appends, rolls and flushes that
+    /// start afterwards use it; existing segments are not rewritten.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -345,7 +356,7 @@ impl Log {
 
     /// Base offset, size and max timestamp of every segment (for retention).
     pub fn segment_infos(&self) -> Result<Vec<SegmentInfo>> {
-        let interval = self.config.index_interval_bytes;
+        let interval = self.cfg().index_interval_bytes;
         self.segments_snapshot()
             .iter()
             .map(|s| {
@@ -387,12 +398,12 @@ impl Log {
     }
 
     fn jitter_for(&self, base_offset: i64) -> i64 {
-        if self.config.segment_jitter_ms <= 0 {
+        if self.cfg().segment_jitter_ms <= 0 {
             return 0;
         }
         let seed = self.dir.as_os_str().len() as u64
             ^ (base_offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 17) as i64 % self.config.segment_jitter_ms
+        (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 17) as i64 % self.cfg().segment_jitter_ms
     }
 
     /// Checks, stamps and appends batches from a producer. `batches` is the partition's whole
@@ -429,7 +440,7 @@ impl Log {
             inner.producers.check(&header, AppendOrigin::Client)?;
         }
         let log_append_time_ms =
-            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+            (self.cfg().message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let mut next_offset = self.log_end_offset();
         let mut position = 0;
         while position < batches.len() {
@@ -492,18 +503,18 @@ impl Log {
         if batches.is_empty() {
             return Err(LogError::InvalidRecord("no record batch in append".into()));
         }
-        if batches.len() as u64 > self.config.segment_bytes {
+        if batches.len() as u64 > self.cfg().segment_bytes {
             return Err(LogError::RecordListTooLarge {
                 size: batches.len(),
-                max: self.config.segment_bytes,
+                max: self.cfg().segment_bytes,
             });
         }
         for item in BatchIter::new(batches) {
             let (header, range) = item?;
-            if range.len() > self.config.max_message_bytes {
+            if range.len() > self.cfg().max_message_bytes {
                 return Err(LogError::MessageTooLarge {
                     size: range.len(),
-                    max: self.config.max_message_bytes,
+                    max: self.cfg().max_message_bytes,
                 });
             }
             header.compression()?;
@@ -526,13 +537,12 @@ impl Log {
     }
 
     fn check_timestamp(&self, header: &BatchHeader, now_ms: i64) -> Result<()> {
-        if self.config.message_timestamp_type == TimestampType::LogAppendTime {
+        if self.cfg().message_timestamp_type == TimestampType::LogAppendTime {
             return Ok(());
         }
         let timestamp = header.max_timestamp;
-        let too_old =
-            now_ms.saturating_sub(timestamp) > self.config.message_timestamp_before_max_ms;
-        let too_new = timestamp.saturating_sub(now_ms) > self.config.message_timestamp_after_max_ms;
+        let too_old = now_ms.saturating_sub(timestamp) > self.cfg().message_timestamp_before_max_ms;
+        let too_new = timestamp.saturating_sub(now_ms) > self.cfg().message_timestamp_after_max_ms;
         if too_old || too_new {
             return Err(LogError::InvalidTimestamp { timestamp, now_ms });
         }
@@ -594,7 +604,7 @@ impl Log {
         // close, or when enough accumulate): the in-memory index is authoritative, and
         // recovery rebuilds the files past the recovery point anyway.
         inner.entries_scratch.clear();
-        let interval = self.config.index_interval_bytes;
+        let interval = self.cfg().index_interval_bytes;
         for item in BatchIter::without_crc(batches) {
             let (header, range) = item?;
             let at = position + range.start as u64;
@@ -639,8 +649,8 @@ impl Log {
         self.after_write(inner, batches, origin, leader_epoch, first.base_offset);
         inner.unflushed_messages += records_count;
         let first_unflushed = *inner.first_unflushed_ms.get_or_insert(now_ms);
-        let flush_due = inner.unflushed_messages >= self.config.flush_messages
-            || now_ms.saturating_sub(first_unflushed) >= self.config.flush_ms;
+        let flush_due = inner.unflushed_messages >= self.cfg().flush_messages
+            || now_ms.saturating_sub(first_unflushed) >= self.cfg().flush_ms;
         Ok(AppendInfo {
             first_offset: first.base_offset,
             last_offset: last.last_offset(),
@@ -705,7 +715,7 @@ impl Log {
             return Ok(());
         }
         let (index_len, time_index_len) = {
-            let indexes = segment.indexes(self.config.index_interval_bytes)?;
+            let indexes = segment.indexes(self.cfg().index_interval_bytes)?;
             (indexes.offset.file_len(), indexes.time.file_len())
         };
         let open = |path: PathBuf| {
@@ -762,14 +772,14 @@ impl Log {
         let segment = self.active_segment();
         let size = segment.size();
         let index_full = segment
-            .indexes(self.config.index_interval_bytes)?
+            .indexes(self.cfg().index_interval_bytes)?
             .offset
             .len()
-            >= self.config.max_index_entries();
+            >= self.cfg().max_index_entries();
         let too_old = now_ms.saturating_sub(inner.active_created_ms)
-            >= self.config.segment_ms.saturating_sub(inner.roll_jitter_ms);
+            >= self.cfg().segment_ms.saturating_sub(inner.roll_jitter_ms);
         let offsets_overflow = last_offset - segment.base_offset > i64::from(i32::MAX);
-        let full = size.saturating_add(bytes) > self.config.segment_bytes;
+        let full = size.saturating_add(bytes) > self.cfg().segment_bytes;
         if (size > 0 && (full || index_full || too_old)) || offsets_overflow {
             self.roll_locked(inner, first_offset, now_ms)?;
         }
@@ -868,7 +878,7 @@ impl Log {
             let from = if segment.base_offset >= start {
                 0
             } else {
-                match segment.find_batch(start, segment.size(), self.config.index_interval_bytes)? {
+                match segment.find_batch(start, segment.size(), self.cfg().index_interval_bytes)? {
                     Some((position, _)) => position,
                     None => continue,
                 }
@@ -912,7 +922,7 @@ impl Log {
         }
         let limit = max_offset_exclusive.min(log_end_offset);
         let segments = self.segments_snapshot();
-        let interval = self.config.index_interval_bytes;
+        let interval = self.cfg().index_interval_bytes;
         let mut index = segments
             .partition_point(|s| s.base_offset <= start_offset)
             .saturating_sub(1);
@@ -999,7 +1009,7 @@ impl Log {
 
     /// Kafka's ListOffsets by timestamp: the first batch whose max timestamp is `>= timestamp`.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
-        let interval = self.config.index_interval_bytes;
+        let interval = self.cfg().index_interval_bytes;
         let log_start = self.log_start_offset();
         let limit = self.log_end_offset();
         for segment in self.segments_snapshot().iter() {
@@ -1046,7 +1056,7 @@ impl Log {
     /// The largest timestamp in the log and the last offset of the batch holding it
     /// (ListOffsets `MAX_TIMESTAMP`); `None` for an empty log.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
-        let interval = self.config.index_interval_bytes;
+        let interval = self.cfg().index_interval_bytes;
         let mut best: Option<(i64, i64)> = None;
         for segment in self.segments_snapshot().iter() {
             drop(segment.indexes(interval)?);
@@ -1083,7 +1093,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
-        let interval = self.config.index_interval_bytes;
+        let interval = self.cfg().index_interval_bytes;
         let mut segments: Vec<Arc<Segment>> = self.segments_snapshot().to_vec();
         // Keep the segment holding `offset`, even when it would become empty, as the active one.
         let keep = segments.partition_point(|s| s.base_offset <= offset).max(1);
@@ -1140,7 +1150,7 @@ impl Log {
         self.high_watermark.fetch_min(new_end, Ordering::AcqRel);
         self.recovery_point.fetch_min(new_end, Ordering::AcqRel);
         inner.active_files = None;
-        inner.cursor = cursor_for(active, self.config.index_interval_bytes)?;
+        inner.cursor = cursor_for(active, self.cfg().index_interval_bytes)?;
         inner.active_created_ms = now_ms;
         if inner.epochs.truncate_from_end(new_end) {
             inner.epochs.persist()?;
@@ -1189,9 +1199,9 @@ impl Log {
 
     /// Renames a segment's files to `.deleted`; they are removed after `file.delete.delay.ms`.
     fn schedule_delete(&self, inner: &mut Inner, segment: &Segment, now_ms: i64) {
-        let due = now_ms.saturating_add(self.config.file_delete_delay_ms);
+        let due = now_ms.saturating_add(self.cfg().file_delete_delay_ms);
         for path in segment.rename_deleted() {
-            if self.config.file_delete_delay_ms <= 0 {
+            if self.cfg().file_delete_delay_ms <= 0 {
                 let _ = fs::remove_file(&path);
             } else {
                 inner.pending_deletes.push((due, path));

@@ -50,6 +50,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DescribeCluster, 0, 2),
     range(ApiKey::DescribeTopicPartitions, 0, 0),

@@ -68,6 +68,12 @@ pub(crate) async fn handle(
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(admin::configs::describe(broker, r, version))
         }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(admin::alter_configs::alter(broker, r))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(admin::alter_configs::incremental(broker, r))
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(admin::cluster::describe_cluster(broker, r))
         }
@@ -95,7 +101,9 @@ pub(crate) async fn handle(
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version))
         }
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups::offset_delete(broker, r)),
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(groups::offset_delete(broker, r))
+        }
         RequestKind::ListGroups(r) => {
             ResponseKind::ListGroups(groups::list_groups(broker, r, version))
         }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{now_ms, sb};
@@ -17,12 +19,27 @@ use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::partition::{Appended, Partition};
 
-fn partition_error(index: i32, e: &ApiError) -> PartitionProduceResponse {
-    PartitionProduceResponse::default()
+fn partition_error(index: i32, e: &ApiError, version: i16) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(e.code())
         .with_base_offset(-1)
-        .with_error_message(Some(sb(e.message.clone())))
+        .with_error_message(Some(sb(e.message.clone())));
+    if version < 8 {
+        return response;
+    }
+    // v8+ names the offending records, so clients fail only those and retry the others
+    // (librdkafka: INVALID_RECORD for them, _INVALID_DIFFERENT_RECORD for the rest).
+    response.with_record_errors(
+        e.record_errors
+            .iter()
+            .map(|(i, m)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(*i)
+                    .with_batch_index_error_message(Some(sb(m.clone())))
+            })
+            .collect(),
+    )
 }
 
 /// Longest `acks=all` wait, whatever the request's `timeout_ms` says.
@@ -52,7 +69,7 @@ async fn append(
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
-    _version: i16,
+    version: i16,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = Duration::from_millis(request.timeout_ms.clamp(0, TIMEOUT_MS_MAX) as u64);
@@ -97,7 +114,7 @@ pub(crate) async fn handle(
                     .with_log_start_offset(r.log_start_offset),
                 Err(e) => {
                     tracing::debug!(topic = %topic_data.name.as_str(), partition = pd.index, error = %e, "produce refused");
-                    partition_error(pd.index, &e)
+                    partition_error(pd.index, &e, version)
                 }
             };
             partition_responses.push(response);
