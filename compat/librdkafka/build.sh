@@ -21,7 +21,7 @@ SRC="$BUILD_DIR/librdkafka-2.12.1"
 RUNNER="$SRC/tests/test-runner"
 JOBS="${RDK_JOBS:-2}"
 # Bump when the configure flags or the packages below change.
-LIB_STAMP="v2 no-ssl/gssapi/curl; zlib zstd lz4-ext snappy rapidjson"
+LIB_STAMP="v3 ssl; no gssapi/curl; zlib zstd lz4-ext snappy rapidjson"
 TESTS_STAMP="$LIB_STAMP; patches $(cat "$HERE"/patches/*.patch 2>/dev/null | cksum | cut -d' ' -f1)"
 
 log() { printf 'librdkafka-build: %s\n' "$*" >&2; }
@@ -50,8 +50,9 @@ start=$(date +%s)
 mkdir -p "$BUILD_DIR"
 
 if [ "$(cat "$SRC/.sluice-lib-ok" 2>/dev/null)" != "$LIB_STAMP" ]; then
-  # Build tools, compression libraries (zstd; zlib; lz4 external; snappy is built in) and
-  # rapidjson (0110 reads the statistics JSON with it, and is skipped without it).
+  # Build tools, compression libraries (zstd; zlib; lz4 external; snappy is built in),
+  # rapidjson (0110 reads the statistics JSON with it, and is skipped without it) and OpenSSL
+  # (librdkafka's SASL OAUTHBEARER needs it; 0022_consume_batch_local is skipped without it).
   need_pkgs=()
   command -v cc >/dev/null || need_pkgs+=(gcc)
   command -v c++ >/dev/null || need_pkgs+=(g++)
@@ -59,7 +60,7 @@ if [ "$(cat "$SRC/.sluice-lib-ok" 2>/dev/null)" != "$LIB_STAMP" ]; then
   command -v patch >/dev/null || need_pkgs+=(patch)
   command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
   command -v python3 >/dev/null || need_pkgs+=(python3)
-  for p in zlib1g-dev libzstd-dev liblz4-dev rapidjson-dev; do
+  for p in zlib1g-dev libzstd-dev liblz4-dev rapidjson-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
   done
   if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -79,11 +80,12 @@ if [ "$(cat "$SRC/.sluice-lib-ok" 2>/dev/null)" != "$LIB_STAMP" ]; then
   chmod -R u+w "$SRC"
   cd "$SRC"
   log "configure"
-  # No TLS/SASL/HTTP (PLAINTEXT tests only); every compression codec on.
-  ./configure --no-download --disable-ssl --disable-gssapi --disable-curl \
+  # TLS and the SASL mechanisms built on it; no Kerberos (GSSAPI) or HTTP (OIDC); every
+  # compression codec on.
+  ./configure --no-download --enable-ssl --disable-gssapi --disable-curl \
     --enable-zlib --enable-zstd --enable-lz4-ext >"$BUILD_DIR/configure.log" 2>&1 \
     || { tail -40 "$BUILD_DIR/configure.log" >&2; exit 1; }
-  for f in WITH_ZLIB WITH_ZSTD WITH_SNAPPY WITH_LZ4_EXT WITH_RAPIDJSON; do
+  for f in WITH_ZLIB WITH_ZSTD WITH_SNAPPY WITH_LZ4_EXT WITH_RAPIDJSON WITH_SSL WITH_SASL_OAUTHBEARER; do
     grep -q "define $f 1" config.h || { log "configure did not enable $f (see $BUILD_DIR/configure.log)"; exit 1; }
   done
   log "make libs (-j$JOBS)"

@@ -4,10 +4,11 @@
 #   compat/librdkafka/run.sh [BOOTSTRAP [NOAUTOCREATE_BOOTSTRAP]]
 #
 # Tests come from tests.allow beside this script (or $RDK_TESTS). A line there is
-#   NNNN [scenario=noautocreate] [full]
+#   NNNN [scenario=noautocreate] [full] [version=X.Y.Z]
 # `scenario=noautocreate` runs the test against a server with auto.create.topics.enable=false
 # (librdkafka's "noautocreate" scenario); `full` runs it without -Q (for tests that skip
-# themselves in quick mode).
+# themselves in quick mode); `version=` overrides TEST_KAFKA_VERSION for that test (the runner
+# turns some sub-tests on or off by broker version).
 #
 # Without BOOTSTRAP a Sluice server is started here (binary from $SLUICE_BIN, else
 # target/release/sluice, else target/debug/sluice) on a free port with a temporary data dir,
@@ -127,11 +128,12 @@ passed=0; failed=0; failed_list=()
 total_start=$(date +%s)
 for spec in "${SPECS[@]}"; do
   IFS=: read -r -a parts <<<"$spec"
-  t="${parts[0]}"; scenario=default; quick=-Q
+  t="${parts[0]}"; scenario=default; quick=-Q; version="$TEST_KAFKA_VERSION"
   for opt in "${parts[@]:1}"; do
     case "$opt" in
       scenario=*) scenario="${opt#scenario=}" ;;
       full) quick="" ;;
+      version=*) version="${opt#version=}" ;;
       *) echo "librdkafka: unknown option '$opt' for test $t" >&2; exit 2 ;;
     esac
   done
@@ -146,7 +148,8 @@ for spec in "${SPECS[@]}"; do
   start=$(date +%s.%N)
   set +e
   # The outer subshell keeps bash's "Killed"/"Aborted" job notices out of our output.
-  ( (cd "$TESTS_DIR" && exec env TESTS="$t" TEST_SCENARIO="$scenario" RDKAFKA_TEST_CONF="$conf" \
+  ( (cd "$TESTS_DIR" && exec env TESTS="$t" TEST_SCENARIO="$scenario" TEST_KAFKA_VERSION="$version" \
+      RDKAFKA_TEST_CONF="$conf" \
       timeout -k 10 "$TIMEOUT" ./test-runner -p1 $quick -E) >"$log" 2>&1; exit $? ) 2>/dev/null
   rc=$?
   set -e
