@@ -120,6 +120,29 @@ fn malformed_frames_close_the_connection_and_nothing_else() {
             frame(ApiKey::Metadata as i16, 12, 1, &[0x05, 0x00]),
         ),
         ("too short for a header", vec![0, 0, 0, 3, 0, 3, 0]),
+        // Array counts far beyond the frame: must not allocate for them or abort.
+        (
+            "absurd array count",
+            frame(ApiKey::Metadata as i16, 1, 1, &i32::MAX.to_be_bytes()),
+        ),
+        (
+            "absurd compact array count",
+            frame(
+                ApiKey::Metadata as i16,
+                12,
+                1,
+                &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            ),
+        ),
+        (
+            "absurd produce topic count",
+            frame(
+                ApiKey::Produce as i16,
+                9,
+                1,
+                &[0, 0, 1, 0, 0, 3, 0xe8, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            ),
+        ),
     ];
     for (name, bytes) in cases {
         let mut c = connect(&s);
