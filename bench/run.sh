@@ -130,6 +130,12 @@ dd if=/dev/zero of="$DATA/dd.tmp" bs=1M count=2048 conv=fdatasync 2> "$OUT/dd.tx
 rm -f "$DATA/dd.tmp"
 # "2147483648 bytes (2.1 GB, 2.0 GiB) copied, 1.1 s, 1.9 GB/s"
 metric hw disk_write_MBps "$(awk '/copied/ {for (i=1;i<=NF;i++) if ($i ~ /^s,?$/) t=$(i-1); printf "%.0f", $1/t/1e6}' "$OUT/dd.txt")"
+# writes into new page-cache pages: on this VM their first touch is slow (DESIGN.md section 4), and
+# it dominates a broker's produce CPU; its speed varies with the host's state, so record it
+say "raw page-cache fill: dd 1 GiB into a new tmpfs file (/dev/shm)"
+dd if=/dev/zero of=/dev/shm/sluice-bench-fill bs=1M count=1024 2> "$OUT/fill.txt" || true
+rm -f /dev/shm/sluice-bench-fill
+metric hw fill_MBps "$(awk '/copied/ {for (i=1;i<=NF;i++) if ($i ~ /^s,?$/) t=$(i-1); printf "%.0f", $1/t/1e6}' "$OUT/fill.txt")"
 say "raw loopback TCP: one stream, 3 s"
 metric hw loopback_tcp_MBps "$("$BENCH_TARGET/loopback" 3 | awk '{print $2}')"
 
