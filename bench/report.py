@@ -90,9 +90,10 @@ if "tansu" in brokers:
 p(f"- Brokers: {'; '.join(sw)}. Load generator: librdkafka {env.get('librdkafka')} "
   "`rdkafka_performance`.")
 p(f"- Raw hardware, same run: sequential disk write {fmt(num('hw', 'disk_write_MBps'))} MB/s "
-  f"(dd 2 GiB, fdatasync), one loopback TCP stream {fmt(num('hw', 'loopback_tcp_MBps'))} MB/s, "
-  f"page-cache fill {fmt(num('hw', 'fill_MBps'))} MB/s (dd 1 GiB into a new /dev/shm file: the "
-  "kernel's cost of new page-cache pages, which every produce run pays).")
+  f"(dd 2 GiB, fdatasync), one loopback TCP stream {fmt(num('hw', 'loopback_tcp_MBps'))} MB/s"
+  + (f", page-cache fill {fmt(num('hw', 'fill_MBps'))} MB/s (dd 1 GiB into a new /dev/shm file: "
+     "the kernel's cost of new page-cache pages, which every produce run pays)"
+     if num('hw', 'fill_MBps') is not None else "") + ".")
 p(f"- 1 KiB messages, 6 partitions, linger.ms=5, one produce run of {msgs:,} messages "
   f"({gb1}) per row, after 100,000 warm-up messages; consume = the acks=1 data "
   "of the same codec, one consumer with all 6 partitions assigned (`-C -p 0 … -p 5 -o beginning -e`); "
