@@ -12,10 +12,11 @@
 #
 # Without BOOTSTRAP a Sluice server is started here (binary from $SLUICE_BIN, else
 # target/release/sluice, else target/debug/sluice) on a free port with a temporary data dir,
-# auto.create.topics.enable=true and num.partitions=4, and killed on exit; a second one with
-# auto.create.topics.enable=false is started when a noautocreate test is run. With BOOTSTRAP,
-# noautocreate tests use NOAUTOCREATE_BOOTSTRAP (or $RDK_NOAUTOCREATE_BOOTSTRAP) and fail
-# without one.
+# auto.create.topics.enable=true, num.partitions=4 and group.initial.rebalance.delay.ms=0 (as
+# scripts/kafka-ref.sh; it only speeds up each group's first join), and killed on exit; a second
+# one with auto.create.topics.enable=false is started when a noautocreate test is run. With
+# BOOTSTRAP, noautocreate tests use NOAUTOCREATE_BOOTSTRAP (or $RDK_NOAUTOCREATE_BOOTSTRAP) and
+# fail without one.
 #
 # Env:
 #   RDK_TESTS        tests to run, space separated, options as in tests.allow joined by ':'
@@ -77,6 +78,7 @@ start_sluice() {
     --override "log.dirs=$WORK/$name" \
     --override "auto.create.topics.enable=$autocreate" \
     --override num.partitions=4 \
+    --override group.initial.rebalance.delay.ms=0 \
     >"$LOG_DIR/sluice-$name.log" 2>&1 &
   pid=$!
   SERVER_PIDS+=("$pid")
