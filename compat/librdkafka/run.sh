@@ -23,6 +23,7 @@
 #                    (e.g. "0012 0107:scenario=noautocreate"); default: the lines of $RDK_LIST
 #   RDK_LIST         file of tests (default tests.allow; tests.required is issue 3's full list)
 #   RDK_TEST_TIMEOUT seconds before one test is killed (default 300)
+#   RDK_BUDGET       seconds for the whole run; tests not started by then fail (default 1200)
 #   RDK_LOG_DIR      where each test's output goes (default target/librdkafka-tests/logs)
 #   TEST_KAFKA_VERSION  broker version the runner assumes (default 4.1.0)
 #   TEST_DEBUG       librdkafka debug contexts for every client (e.g. protocol,broker)
@@ -38,6 +39,7 @@ TESTS_DIR="$(dirname "$RUNNER")"
 RDK_ROOT="$(dirname "$TESTS_DIR")"
 LOG_DIR="${RDK_LOG_DIR:-$REPO/target/librdkafka-tests/logs}"
 TIMEOUT="${RDK_TEST_TIMEOUT:-300}"
+BUDGET="${RDK_BUDGET:-1200}"
 mkdir -p "$LOG_DIR"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sluice-rdk.XXXXXX")"
 SERVER_PIDS=()
@@ -67,7 +69,7 @@ find_bin() {
 }
 
 # start_sluice NAME AUTOCREATE -> sets STARTED to host:port once it accepts connections.
-STARTED=""
+STARTED=""; STARTED_PID=""
 start_sluice() {
   local name="$1" autocreate="$2" port pid deadline
   [ -n "$BIN" ] || find_bin
@@ -81,6 +83,7 @@ start_sluice() {
     --override group.initial.rebalance.delay.ms=0 \
     >"$LOG_DIR/sluice-$name.log" 2>&1 &
   pid=$!
+  disown "$pid"   # no "Killed" job notice if it dies; still reaped, still killed on exit
   SERVER_PIDS+=("$pid")
   deadline=$(( $(date +%s) + 30 ))
   until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; do
@@ -90,7 +93,7 @@ start_sluice() {
     [ "$(date +%s)" -lt "$deadline" ] || { echo "librdkafka: sluice did not listen on port $port" >&2; exit 1; }
     sleep 0.1
   done
-  STARTED="127.0.0.1:$port"
+  STARTED="127.0.0.1:$port"; STARTED_PID="$pid"
   echo "librdkafka: sluice ($name, auto.create.topics.enable=$autocreate) on $STARTED, log $LOG_DIR/sluice-$name.log"
 }
 
@@ -101,16 +104,27 @@ elif [ -n "${RDK_NOAUTOCREATE_BOOTSTRAP:-}" ]; then BOOTSTRAP[noautocreate]="$RD
 EXTERNAL=$(( $# >= 1 ))
 
 # bootstrap_for SCENARIO -> sets BS (starting a server for it if needed and allowed).
+declare -A SERVER_OF=()
 bootstrap_for() {
-  local sc="$1"
+  local sc="$1" pid
   if [ -z "${BOOTSTRAP[$sc]:-}" ]; then
-    if [ "$EXTERNAL" = 1 ]; then BS=""; return; fi
+    if [ "$EXTERNAL" = 1 ]; then BS=""; WHY="no broker for scenario $sc"; return; fi
     case "$sc" in
       default) start_sluice default true ;;
       noautocreate) start_sluice noautocreate false ;;
-      *) BS=""; return ;;
+      *) BS=""; WHY="unknown scenario $sc"; return ;;
     esac
-    BOOTSTRAP[$sc]="$STARTED"
+    BOOTSTRAP[$sc]="$STARTED"; SERVER_OF[$sc]="$STARTED_PID"
+  fi
+  pid="${SERVER_OF[$sc]:-}"
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    # The server this scenario runs on has died: say so once, fail the rest without waiting.
+    if [ "$pid" != dead ]; then
+      echo "librdkafka: the $sc sluice server exited; last log lines:"
+      tail -20 "$LOG_DIR/sluice-$sc.log" | sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^/    /'
+      SERVER_OF[$sc]=dead
+    fi
+    BS=""; WHY="sluice server ($sc) not running"; return
   fi
   BS="${BOOTSTRAP[$sc]}"
 }
@@ -142,8 +156,11 @@ for spec in "${SPECS[@]}"; do
   log="$LOG_DIR/$t.log"
   bootstrap_for "$scenario"
   if [ -z "$BS" ]; then
+    failed=$((failed + 1)); failed_list+=("$t"); printf 'FAIL %s (%s)\n' "$t" "$WHY"; continue
+  fi
+  if [ $(( $(date +%s) - total_start )) -ge "$BUDGET" ]; then
     failed=$((failed + 1)); failed_list+=("$t")
-    printf 'FAIL %s (no broker for scenario %s)\n' "$t" "$scenario"; continue
+    printf 'FAIL %s (not run: the run used up its %ss budget)\n' "$t" "$BUDGET"; continue
   fi
   conf="$WORK/test-$scenario.conf"
   printf 'bootstrap.servers=%s\n' "$BS" >"$conf"
