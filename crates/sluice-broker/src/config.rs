@@ -437,8 +437,12 @@ impl BrokerConfig {
             "group.initial.rebalance.delay.ms" => {
                 self.group_initial_rebalance_delay_ms = int(at_least(0)?)?
             }
-            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = int(at_least(0)?)?,
-            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = int(at_least(0)?)?,
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = int(at_least(0)?)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = int(at_least(0)?)?
+            }
             "group.max.size" => self.group_max_size = int(at_least(1)?)?,
             "offsets.retention.minutes" => self.offsets_retention_minutes = at_least(1)?,
             "offsets.retention.check.interval.ms" => {

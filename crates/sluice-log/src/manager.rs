@@ -135,7 +135,7 @@ impl LogManager {
                 io: io.clone(),
                 now_ms: now,
             };
-            let config = config_for(tp).unwrap_or_else(|| default_config.clone());
+            let config = config_for(tp).unwrap_or(default_config);
             let log = Log::open(&dir.join(tp.dir_name()), config, options)?;
             Ok((tp.clone(), Arc::new(log)))
         };
@@ -212,7 +212,7 @@ impl LogManager {
         // The new directory entry becomes durable with the log's first flush.
         let log = Arc::new(Log::open(
             &self.dir.join(tp.dir_name()),
-            config.unwrap_or_else(|| self.default_config.clone()),
+            config.unwrap_or(self.default_config),
             options,
         )?);
         logs.insert(tp.clone(), log.clone());
