@@ -335,10 +335,7 @@ impl Broker {
         let mut guard = self.lock_store();
         let (store, image) = &mut *guard;
         let Some(record) = image.topics.remove(name) else {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.",
-            ));
+            return Err(ApiError::unknown_topic());
         };
         store.save(image)?;
         let topic = self.write_topics().remove(name);
@@ -360,10 +357,7 @@ impl Broker {
     ) -> Result<(), ApiError> {
         let mut guard = self.lock_store();
         let Some(old) = self.topic(name) else {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.",
-            ));
+            return Err(ApiError::unknown_topic());
         };
         let current = old.partitions.len() as i32;
         if total <= current {
@@ -418,10 +412,7 @@ impl Broker {
     ) -> Result<(), ApiError> {
         let mut guard = self.lock_store();
         let Some(old) = self.topic(name) else {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.",
-            ));
+            return Err(ApiError::unknown_topic());
         };
         for (k, v) in &overrides {
             topic_config::validate(k, v).map_err(|why| {

@@ -25,6 +25,14 @@ impl ApiError {
         }
     }
 
+    /// UNKNOWN_TOPIC_OR_PARTITION with Kafka's message.
+    pub fn unknown_topic() -> ApiError {
+        ApiError::new(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        )
+    }
+
     /// Attaches per-record errors.
     pub fn with_record_errors(mut self, record_errors: Vec<(i32, String)>) -> ApiError {
         self.record_errors = record_errors;

@@ -91,10 +91,7 @@ pub(crate) async fn handle(
                 ))
             } else {
                 match topic.as_ref().and_then(|t| t.partition(pd.index)) {
-                    None => Err(ApiError::new(
-                        ResponseError::UnknownTopicOrPartition,
-                        "This server does not host this topic-partition.",
-                    )),
+                    None => Err(ApiError::unknown_topic()),
                     Some(partition) => match &pd.records {
                         Some(records) if !records.is_empty() => {
                             append(partition, records, now, acks, timeout).await

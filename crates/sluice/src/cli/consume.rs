@@ -9,7 +9,7 @@ use kafka_protocol::messages::{FetchRequest, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::topic::metadata;
+use super::topic::one_topic;
 use super::{check, connect, Common};
 
 /// Arguments of `sluice consume`.
@@ -41,12 +41,7 @@ fn topic_name(s: &str) -> TopicName {
 /// Runs `sluice consume`.
 pub(crate) async fn run(args: ConsumeArgs, common: &Common) -> anyhow::Result<()> {
     let mut client = connect(common).await?;
-    let meta = metadata(&mut client, std::slice::from_ref(&args.topic)).await?;
-    let topic = meta
-        .topics
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no metadata for topic {}", args.topic))?;
-    check(topic.error_code, None, &format!("topic {}", args.topic))?;
+    let topic = one_topic(&mut client, &args.topic).await?;
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     partitions.sort();
     if let Some(p) = args.partition {

@@ -13,7 +13,7 @@ use kafka_protocol::records::{
 use tokio::io::AsyncBufReadExt;
 
 use super::murmur2::partition_for_key;
-use super::topic::metadata;
+use super::topic::one_topic;
 use super::{check, connect, Common};
 
 /// Records per batch sent (bounds memory and request size).
@@ -57,12 +57,7 @@ fn now_ms() -> i64 {
 pub(crate) async fn run(args: ProduceArgs, common: &Common) -> anyhow::Result<()> {
     let codec = compression(&args.compression)?;
     let mut client = connect(common).await?;
-    let meta = metadata(&mut client, std::slice::from_ref(&args.topic)).await?;
-    let topic = meta
-        .topics
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no metadata for topic {}", args.topic))?;
-    check(topic.error_code, None, &format!("topic {}", args.topic))?;
+    let topic = one_topic(&mut client, &args.topic).await?;
     let partitions = topic.partitions.len() as i32;
     if partitions == 0 {
         anyhow::bail!("topic {} has no partitions", args.topic);

@@ -76,6 +76,21 @@ pub(crate) async fn metadata(
     Ok(client.send(&request, 12).await?)
 }
 
+/// The metadata of one existing topic, with a readable error when it is missing.
+pub(crate) async fn one_topic(
+    client: &mut sluice_client::Client,
+    name: &str,
+) -> anyhow::Result<kafka_protocol::messages::metadata_response::MetadataResponseTopic> {
+    let meta = metadata(client, &[name.to_string()]).await?;
+    let topic = meta
+        .topics
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no metadata for topic {name}"))?;
+    check(topic.error_code, None, &format!("topic {name}"))?;
+    Ok(topic)
+}
+
 /// Runs a topic subcommand.
 pub(crate) async fn run(command: TopicCommand, common: &Common) -> anyhow::Result<()> {
     let mut client = connect(common).await?;

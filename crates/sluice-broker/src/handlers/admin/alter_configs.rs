@@ -47,12 +47,7 @@ fn current_overrides(broker: &Broker, name: &str) -> Result<BTreeMap<String, Str
     broker
         .topic(name)
         .map(|t| t.config.overrides.clone())
-        .ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.",
-            )
-        })
+        .ok_or_else(ApiError::unknown_topic)
 }
 
 fn unknown_config(name: &str) -> ApiError {
