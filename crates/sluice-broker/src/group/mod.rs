@@ -69,6 +69,9 @@ pub struct FetchedOffset {
     pub metadata: String,
 }
 
+/// Committed offsets of one group by topic: (topic, [(partition, offset if committed)]).
+pub type TopicOffsets = Vec<(String, Vec<(i32, Option<FetchedOffset>)>)>;
+
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
 pub struct CommitPartition {
@@ -537,7 +540,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
-    ) -> Vec<(String, Vec<(i32, Option<FetchedOffset>)>)> {
+    ) -> TopicOffsets {
         let group = self.group(group_id);
         let g = group.as_ref().map(|g| lock(g));
         let fetched = |o: &OffsetValue| FetchedOffset {
@@ -557,7 +560,7 @@ impl GroupCoordinator {
                 })
                 .collect(),
             None => {
-                let mut out: Vec<(String, Vec<(i32, Option<FetchedOffset>)>)> = Vec::new();
+                let mut out: TopicOffsets = Vec::new();
                 for ((t, p), o) in g.iter().flat_map(|g| g.offsets().iter()) {
                     match out.last_mut() {
                         Some((last, parts)) if last == t => parts.push((*p, Some(fetched(o)))),

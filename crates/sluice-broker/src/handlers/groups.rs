@@ -35,7 +35,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::sb;
 use crate::broker::Broker;
-use crate::group::{CommitPartition, FetchedOffset, GroupState, JoinRequest, SyncRequest};
+use crate::group::{
+    CommitPartition, FetchedOffset, GroupState, JoinRequest, SyncRequest, TopicOffsets,
+};
 
 /// FindCoordinator key types.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -347,11 +349,7 @@ pub(crate) fn offset_commit(
 type Requested = Option<Vec<(String, Vec<i32>)>>;
 
 /// The offsets of one group, as (topic, [(partition, offset)]).
-fn fetch_group(
-    broker: &Arc<Broker>,
-    group: &str,
-    topics: &Requested,
-) -> Vec<(String, Vec<(i32, Option<FetchedOffset>)>)> {
+fn fetch_group(broker: &Arc<Broker>, group: &str, topics: &Requested) -> TopicOffsets {
     broker.groups.fetch_offsets(group, topics.as_deref())
 }
 
@@ -615,4 +613,214 @@ pub(crate) fn delete_groups(
         })
         .collect();
     DeleteGroupsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every group API answered at every served version must encode: a field set for a version
+    //! that lacks it fails the whole response.
+
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::protocol::Encodable;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let config = crate::config::BrokerConfig::load(
+            None,
+            &[
+                format!("log.dirs={}", dir.display()),
+                "group.initial.rebalance.delay.ms=0".into(),
+                "group.min.session.timeout.ms=1000".into(),
+                "offsets.topic.num.partitions=3".into(),
+            ],
+        )
+        .unwrap();
+        Arc::new(Broker::open(config).unwrap())
+    }
+
+    fn encodes<M: Encodable>(m: &M, version: i16) {
+        let mut buf = BytesMut::new();
+        m.encode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("v{version}: {e}"));
+    }
+
+    fn range(key: kafka_protocol::messages::ApiKey) -> std::ops::RangeInclusive<i16> {
+        let r = sluice_proto::api::supported_range(key).unwrap();
+        r.min_served..=r.max
+    }
+
+    #[tokio::test]
+    async fn every_version_encodes() {
+        use kafka_protocol::messages::ApiKey;
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        b.create_topic("t", 2, 1, Default::default()).unwrap();
+        for v in range(ApiKey::FindCoordinator) {
+            let mut r = FindCoordinatorRequest::default().with_key(sb("g"));
+            r.coordinator_keys = vec![sb("g"), sb("")];
+            encodes(&find_coordinator(&b, r.clone(), v), v);
+            encodes(&find_coordinator(&b, r.with_key_type(1), v), v);
+        }
+        for v in range(ApiKey::JoinGroup) {
+            let group = GroupId(sb(format!("g{v}")));
+            let join = JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(5000)
+                .with_rebalance_timeout_ms(5000)
+                .with_protocol_type(sb("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(sb("range"))
+                    .with_metadata(bytes::Bytes::from_static(b"m"))]);
+            let mut r = join_group(&b, join.clone(), v, "c", "/127.0.0.1").await;
+            encodes(&r, v);
+            if r.error_code == ResponseError::MemberIdRequired.code() {
+                let again = join.clone().with_member_id(r.member_id.clone());
+                r = join_group(&b, again, v, "c", "/127.0.0.1").await;
+                encodes(&r, v);
+            }
+            assert_eq!(r.error_code, 0, "v{v}");
+            assert_eq!(r.members.len(), 1);
+            let member = r.member_id.clone();
+            let bad = join.clone().with_protocol_type(sb("connect"));
+            let refused = join_group(&b, bad, v, "c", "/127.0.0.1").await;
+            assert_eq!(
+                refused.error_code,
+                ResponseError::InconsistentGroupProtocol.code()
+            );
+            encodes(&refused, v);
+            let sync_v = v.min(5);
+            let sync = SyncGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(r.generation_id)
+                .with_member_id(member.clone());
+            let s = sync_group(&b, sync, sync_v).await;
+            assert_eq!(s.error_code, 0);
+            encodes(&s, sync_v);
+            let hb_v = v.min(4);
+            let hb = HeartbeatRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(r.generation_id)
+                .with_member_id(member.clone());
+            let h = heartbeat(&b, hb.clone());
+            assert_eq!(h.error_code, 0);
+            encodes(&h, hb_v);
+            let stale = heartbeat(&b, hb.with_generation_id(r.generation_id + 1));
+            assert_eq!(stale.error_code, ResponseError::IllegalGeneration.code());
+            let commit_v = v.clamp(2, 9);
+            let commit = OffsetCommitRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id_or_member_epoch(r.generation_id)
+                .with_member_id(member.clone())
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(sb("t")))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(7),
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(9)
+                            .with_committed_offset(7),
+                    ])]);
+            let c = offset_commit(&b, commit.clone(), commit_v);
+            encodes(&c, commit_v);
+            let codes: Vec<i16> = c.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            assert_eq!(
+                codes,
+                vec![0, ResponseError::UnknownTopicOrPartition.code()]
+            );
+            let unknown = offset_commit(&b, commit.with_member_id(sb("nobody")), commit_v);
+            assert_eq!(
+                unknown.topics[0].partitions[0].error_code,
+                ResponseError::UnknownMemberId.code()
+            );
+            let leave_v = v.min(5);
+            let mut leave = LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_member_id(if leave_v < 3 {
+                    sb(member.as_str())
+                } else {
+                    sb("")
+                });
+            if leave_v >= 3 {
+                leave.members = vec![MemberIdentity::default().with_member_id(member.clone())];
+            }
+            let l = leave_group(&b, leave, leave_v);
+            encodes(&l, leave_v);
+            assert_eq!(l.error_code, 0);
+        }
+        for v in range(ApiKey::OffsetFetch) {
+            let mut r = OffsetFetchRequest::default()
+                .with_group_id(GroupId(sb("g3")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(sb("t")))
+                    .with_partition_indexes(vec![0, 1])]));
+            if v >= 8 {
+                r = OffsetFetchRequest::default().with_groups(vec![
+                    OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(sb("g3")))
+                        .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                            .with_name(TopicName(sb("t")))
+                            .with_partition_indexes(vec![0, 1])])),
+                ]);
+            }
+            let f = offset_fetch(&b, r, v);
+            encodes(&f, v);
+            let offsets: Vec<i64> = if v >= 8 {
+                f.groups[0].topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| p.committed_offset)
+                    .collect()
+            } else {
+                f.topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| p.committed_offset)
+                    .collect()
+            };
+            assert_eq!(offsets, vec![7, -1], "v{v}");
+        }
+        for v in range(ApiKey::ListGroups) {
+            let l = list_groups(&b, ListGroupsRequest::default(), v);
+            encodes(&l, v);
+            assert!(l.groups.len() >= 9);
+        }
+        for v in range(ApiKey::DescribeGroups) {
+            let r = DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(sb("g3")), GroupId(sb("missing"))]);
+            let d = describe_groups(&b, r, v);
+            encodes(&d, v);
+            assert_eq!(d.groups[0].group_state.as_str(), "Empty");
+        }
+        let del = delete_groups(
+            &b,
+            DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(sb("g3")), GroupId(sb("missing"))]),
+        );
+        for v in range(ApiKey::DeleteGroups) {
+            encodes(&del, v);
+        }
+        assert_eq!(del.results[0].error_code, 0);
+        assert_eq!(
+            del.results[1].error_code,
+            ResponseError::GroupIdNotFound.code()
+        );
+        let od = offset_delete(
+            &b,
+            OffsetDeleteRequest::default().with_group_id(GroupId(sb("g4"))),
+        );
+        encodes(&od, 0);
+    }
 }

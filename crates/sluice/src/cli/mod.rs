@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 
 mod consume;
+mod group;
 mod murmur2;
 mod produce;
 mod topic;
@@ -33,6 +34,13 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Consumer groups: list, describe with lag, reset offsets, delete.
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print records of a topic.
     Consume {
         #[command(flatten)]
@@ -48,6 +56,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Topic { command, common } => topic::run(command, &common).await,
         ClientCommand::Produce { args, common } => produce::run(args, &common).await,
         ClientCommand::Consume { args, common } => consume::run(args, &common).await,
+        ClientCommand::Group { command, common } => group::run(command, &common).await,
     }
 }
 
