@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Consumer groups across implementations: kafka-python members share a topic and commit, then
+# Apache Kafka's own kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central
+# jars) lists, describes (with lag), resets and deletes the group. Output is checked, not only
+# exit codes. Needs scripts/install-deps.sh (python venv, Kafka jars).
+#
+#   interop/groups/groups.sh BOOTSTRAP
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LIB="$HERE/../java/target/lib"
+PY="$HERE/../python/.venv/bin/python"
+TIMEOUT="${INTEROP_TIMEOUT:-60}"
+B="${1:?usage: $0 BOOTSTRAP}"
+T="groups-$$-$RANDOM" G="grp-$$-$RANDOM" P=6 N=60
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+kafka() {
+  local cls="$1"; shift
+  timeout "$TIMEOUT" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+    "-Dlog4j2.configurationFile=$HERE/../java/log4j2-tools.properties" -cp "$LIB/*" "$cls" "$@"
+}
+groups() { kafka org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$B" "$@"; }
+# Sum of the LAG column (6th) of --describe over the topic's rows, and the row count.
+lags() { awk -v t="$T" '$2 == t { n++; s += $6 } END { printf "%d/%d", s, n }'; }
+
+kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T" \
+  --partitions "$P" >/dev/null || fail "create topic"
+seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T" \
+  --property partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner \
+  >/dev/null 2>&1 || fail "produce"
+
+timeout $((TIMEOUT * 3)) "$PY" "$HERE/kafka_python_group.py" "$B" "$T" "$G" "$P" "$N" || fail "kafka-python group"
+
+list="$(groups --list)" || fail "--list"
+grep -qx "$G" <<<"$list" || fail "--list does not show $G: $list"
+desc="$(groups --describe --group "$G" 2>&1)" || fail "--describe: $desc"
+got="$(lags <<<"$desc")"
+[[ "$got" =~ ^0/[1-9] ]] || fail "lag after consuming everything: '$got' in
+$desc"
+out="$(groups --reset-offsets --group "$G" --topic "$T" --to-earliest --execute 2>&1)" || fail "--reset-offsets: $out"
+desc="$(groups --describe --group "$G" 2>&1)"
+got="$(lags <<<"$desc")"
+[[ "$got" =~ ^$N/[1-9] ]] || fail "lag after reset to earliest: '$got' in
+$desc"
+out="$(groups --delete --group "$G" 2>&1)" || fail "--delete: $out"
+grep -q "successful" <<<"$out" || fail "--delete said: $out"
+groups --list | grep -qx "$G" && fail "$G still listed after --delete"
+echo "PASS: kafka-python group, kafka-consumer-groups list/describe/reset-offsets/delete"
