@@ -584,11 +584,18 @@ impl Group {
         }
         self.members.insert(new_id.clone(), member);
         self.dirty = true;
-        let quiet = self.state == GroupState::Stable
-            && !protocols_changed
-            && (!was_leader || req.supports_skip_assignment);
-        if quiet {
-            return Reply::Now(self.join_response_for(&new_id, was_leader));
+        if self.state == GroupState::Stable && !protocols_changed {
+            // As Kafka does: no rebalance. A restarted leader that cannot be told to skip the
+            // assignment (JoinGroup < v9) is answered with the old leader id, so it does not
+            // see itself as leader and does not reassign; SyncGroup hands it its stored
+            // assignment.
+            let mut response = self.join_response_for(&new_id, was_leader);
+            if was_leader && !req.supports_skip_assignment {
+                response.leader = old_id.to_string();
+                response.members = Vec::new();
+                response.skip_assignment = false;
+            }
+            return Reply::Now(response);
         }
         match self.state {
             GroupState::PreparingRebalance => {

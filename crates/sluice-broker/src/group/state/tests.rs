@@ -375,6 +375,43 @@ fn static_member_restart_keeps_its_assignment_without_a_rebalance() {
     assert_eq!(g.state(), GroupState::PreparingRebalance);
 }
 
+/// A restarted static leader (JoinGroup below v9, so it cannot be told to skip the
+/// assignment) is not told it leads: Kafka answers with the old leader id, so the client does
+/// not reassign, and the group stays stable with its stored assignment.
+#[test]
+fn static_leader_restart_does_not_rebalance() {
+    let c = cfg(0);
+    let mut g = Group::new("g", 0);
+    let mut a = later(g.join(static_req("a", ""), 0, &c));
+    let ra = ready(&mut a);
+    let mut b = later(g.join(static_req("b", ""), 0, &c));
+    let mut a = later(g.join(static_req("a", &ra.member_id), 0, &c));
+    let (ra, rb) = (ready(&mut a), ready(&mut b));
+    let generation = ra.generation_id;
+    assert_eq!(ra.leader, ra.member_id);
+    let mut sb_ = later(sync(&mut g, &rb.member_id, generation, &[], 0));
+    let assignments = [(ra.member_id.as_str(), "A"), (rb.member_id.as_str(), "B")];
+    let mut sa = later(sync(&mut g, &ra.member_id, generation, &assignments, 0));
+    ready(&mut sa);
+    ready(&mut sb_);
+    let restarted = now(g.join(static_req("a", ""), 1_000, &c));
+    assert_eq!(restarted.error, None);
+    assert_eq!(restarted.generation_id, generation);
+    assert_ne!(
+        restarted.leader, restarted.member_id,
+        "must not act as leader"
+    );
+    assert!(restarted.members.is_empty());
+    assert_eq!(g.state(), GroupState::Stable);
+    let s = now(sync(&mut g, &restarted.member_id, generation, &[], 1_000));
+    assert_eq!(s.assignment, Bytes::from("A"));
+    // The follower was not disturbed.
+    assert_eq!(
+        g.heartbeat(&rb.member_id, Some("b"), generation, 1_000),
+        None
+    );
+}
+
 #[test]
 fn offset_commit_checks_member_and_generation() {
     let c = cfg(0);
