@@ -3,10 +3,12 @@
 //! consumer gets through.
 //!
 //! Usage: `cargo run --release -p sluice --example group_bench -- [SLUICE_BINARY] [RUNS]`
-//! (the binary defaults to the `sluice` next to this example). Each run starts a fresh server
+//! (the binary defaults to the `sluice` next to this example), or with `BOOTSTRAP=host:port` against
+//! a running broker such as Apache Kafka (`scripts/kafka-ref.sh`). Each run starts a fresh server
 //! with `group.initial.rebalance.delay.ms=0`; consumers use librdkafka's defaults except
-//! `session.timeout.ms=10000` (heartbeats every 3 s, so a leave is noticed by the others within
-//! one heartbeat interval, as in Kafka).
+//! `session.timeout.ms=10000`. The survivors learn of a rebalance from their next heartbeat
+//! (every 3 s by default, `HEARTBEAT_MS=…` to change), as with Kafka, so that interval
+//! dominates the figure.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +26,11 @@ const MEMBERS: usize = 10;
 const PARTITIONS: i32 = 60;
 const COMMITS: usize = 20_000;
 
+/// `heartbeat.interval.ms` of the members: `$HEARTBEAT_MS`, else librdkafka's default 3000.
+fn heartbeat_ms() -> String {
+    std::env::var("HEARTBEAT_MS").unwrap_or_else(|_| "3000".into())
+}
+
 /// A polling consumer thread publishing its assignment.
 struct Member {
     assignment: Arc<Mutex<BTreeSet<i32>>>,
@@ -37,6 +44,7 @@ impl Member {
             .set("bootstrap.servers", bootstrap)
             .set("group.id", group)
             .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", heartbeat_ms())
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
@@ -80,14 +88,44 @@ fn covered(members: &[Member]) -> bool {
     total == PARTITIONS as usize && union.len() == PARTITIONS as usize
 }
 
-fn rebalance_after_leave_ms(binary: &str) -> f64 {
-    let server = TestServer::start(binary, &["group.initial.rebalance.delay.ms=0"]);
-    let b = server.bootstrap();
+/// Where to run: a `sluice` binary started fresh for each measurement, or a broker already
+/// running (`BOOTSTRAP=host:port`, e.g. Apache Kafka for the same run).
+enum Target {
+    Binary(String),
+    Bootstrap(String),
+}
+
+impl Target {
+    /// A server (kept alive by the returned guard) and its bootstrap address.
+    fn serve(&self, overrides: &[&str]) -> (Option<TestServer>, String) {
+        match self {
+            Target::Binary(b) => {
+                let s = TestServer::start(b, overrides);
+                let addr = s.bootstrap();
+                (Some(s), addr)
+            }
+            Target::Bootstrap(b) => (None, b.clone()),
+        }
+    }
+}
+
+/// A name no earlier run used (an external broker keeps its topics and groups).
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{nanos}")
+}
+
+fn rebalance_after_leave_ms(target: &Target) -> f64 {
+    let (_server, b) = target.serve(&["group.initial.rebalance.delay.ms=0"]);
+    let (topic_name, group) = (unique("bench"), unique("bench-group"));
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &b)
         .create()
         .expect("admin");
-    let topic = NewTopic::new("bench", PARTITIONS, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(&topic_name, PARTITIONS, TopicReplication::Fixed(1));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,7 +137,7 @@ fn rebalance_after_leave_ms(binary: &str) -> f64 {
         r.expect("created");
     }
     let mut members: Vec<Member> = (0..MEMBERS)
-        .map(|_| Member::start(&b, "bench", "bench"))
+        .map(|_| Member::start(&b, &group, &topic_name))
         .collect();
     let balanced = |ms: &[Member], n: usize| {
         covered(ms)
@@ -122,12 +160,12 @@ fn rebalance_after_leave_ms(binary: &str) -> f64 {
     elapsed
 }
 
-fn commits_per_second(binary: &str) -> f64 {
-    let server = TestServer::start(binary, &[]);
-    let b = server.bootstrap();
+fn commits_per_second(target: &Target) -> f64 {
+    let (_server, b) = target.serve(&[]);
+    let topic_name = unique("commits");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &b)
-        .set("group.id", "commit-bench")
+        .set("group.id", unique("commit-bench"))
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
@@ -139,7 +177,7 @@ fn commits_per_second(binary: &str) -> f64 {
         .enable_all()
         .build()
         .expect("runtime");
-    let topic = NewTopic::new("commits", 1, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(&topic_name, 1, TopicReplication::Fixed(1));
     for r in rt
         .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
         .expect("create")
@@ -149,7 +187,7 @@ fn commits_per_second(binary: &str) -> f64 {
     let started = Instant::now();
     for i in 0..COMMITS {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("commits", 0, Offset::Offset(i as i64 + 1))
+        tpl.add_partition_offset(&topic_name, 0, Offset::Offset(i as i64 + 1))
             .expect("tpl");
         consumer.commit(&tpl, CommitMode::Sync).expect("commit");
     }
@@ -164,8 +202,12 @@ fn main() {
         dir.join("sluice").display().to_string()
     });
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let target = match std::env::var("BOOTSTRAP") {
+        Ok(b) => Target::Bootstrap(b),
+        Err(_) => Target::Binary(binary),
+    };
     let mut times: Vec<f64> = (0..runs)
-        .map(|_| rebalance_after_leave_ms(&binary))
+        .map(|_| rebalance_after_leave_ms(&target))
         .collect();
     times.sort_by(f64::total_cmp);
     println!(
@@ -175,6 +217,6 @@ fn main() {
     );
     println!(
         "OffsetCommit (librdkafka, synchronous, 1 partition): {:.0} commits/s",
-        commits_per_second(&binary)
+        commits_per_second(&target)
     );
 }
