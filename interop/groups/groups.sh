@@ -46,3 +46,30 @@ out="$(groups --delete --group "$G" 2>&1)" || fail "--delete: $out"
 grep -q "successful" <<<"$out" || fail "--delete said: $out"
 groups --list | grep -qx "$G" && fail "$G still listed after --delete"
 echo "PASS: kafka-python group, kafka-consumer-groups list/describe/reset-offsets/delete"
+
+
+# The Java client's KafkaConsumer (classic protocol) in kafka-console-consumer: two members of one
+# group get 3 of the 6 partitions each (seen through kafka-consumer-groups --members); together
+# they print every record once.
+T2="groups-java-$$-$RANDOM" G2="grp-java-$$-$RANDOM" work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T2" \
+  --partitions "$P" >/dev/null || fail "create topic $T2"
+for i in 1 2; do
+  kafka org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$B" --topic "$T2" \
+    --group "$G2" --timeout-ms 20000 >"$work/c$i.out" 2>"$work/c$i.err" &
+done
+deadline=$((SECONDS + TIMEOUT))
+# Members holding P/2 partitions each (the #PARTITIONS column of --describe --members).
+members() { groups --describe --group "$G2" --members 2>/dev/null | awk -v g="$G2" -v h=$((P / 2)) '$1 == g && $5 == h' | wc -l; }
+until [[ "$(members)" -eq 2 ]]; do
+  (( SECONDS < deadline )) || fail "two console consumers never got $((P / 2)) partitions each in $G2"
+  sleep 1
+done
+seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T2" \
+  >/dev/null 2>&1 || fail "produce to $T2"
+wait
+read1="$(grep -c . "$work/c1.out")" read2="$(grep -c . "$work/c2.out")"
+got="$(cat "$work/c1.out" "$work/c2.out" | sort -n | uniq | tr '\n' ' ')"
+[[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "Java members read $read1 + $read2 records, not 1..$N once: $got"
+echo "PASS: two Java console consumers split $T2 3+3 and read $read1 + $read2 of $N records"
