@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Consumer groups across implementations: kafka-python members share a topic and commit, then
 # Apache Kafka's own kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central
-# jars) lists, describes (with lag), resets and deletes the group. Output is checked, not only
+# jars) lists, describes (with lag), resets and deletes the group; two Java KafkaConsumers and
+# two kafkajs members each split a topic between them. Output is checked, not only
 # exit codes. Needs scripts/install-deps.sh (python venv, Kafka jars).
 #
 #   interop/groups/groups.sh BOOTSTRAP
@@ -73,3 +74,7 @@ read1="$(grep -c . "$work/c1.out")" read2="$(grep -c . "$work/c2.out")"
 got="$(cat "$work/c1.out" "$work/c2.out" | sort -n | uniq | tr '\n' ' ')"
 [[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "Java members read $read1 + $read2 records, not 1..$N once: $got"
 echo "PASS: two Java console consumers split $T2 3+3 and read $read1 + $read2 of $N records"
+
+# kafkajs (non-flexible versions: JoinGroup v5, OffsetCommit v7, …): two members split a topic.
+timeout $((TIMEOUT * 2)) node "$HERE/kafkajs_group.js" "$B" "groups-js-$$-$RANDOM" "grp-js-$$-$RANDOM" "$P" "$N" \
+  2> >(grep -v '"level":"ERROR".*rebalancing' >&2) || fail "kafkajs group"
