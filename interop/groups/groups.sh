@@ -2,7 +2,8 @@
 # Consumer groups across implementations: kafka-python members share a topic and commit, then
 # Apache Kafka's own kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central
 # jars) lists, describes (with lag), resets and deletes the group; two Java KafkaConsumers and
-# two kafkajs members each split a topic between them. Output is checked, not only
+# two kafkajs members each split a topic between them; and a mixed group of librdkafka (kcat),
+# Java and kafka-python members shares one topic with the range assignor. Output is checked, not only
 # exit codes. Needs scripts/install-deps.sh (python venv, Kafka jars).
 #
 #   interop/groups/groups.sh BOOTSTRAP
@@ -78,3 +79,29 @@ echo "PASS: two Java console consumers split $T2 3+3 and read $read1 + $read2 of
 # kafkajs (non-flexible versions: JoinGroup v5, OffsetCommit v7, …): two members split a topic.
 timeout $((TIMEOUT * 2)) node "$HERE/kafkajs_group.js" "$B" "groups-js-$$-$RANDOM" "grp-js-$$-$RANDOM" "$P" "$N" \
   2> >(grep -v '"level":"ERROR".*rebalancing' >&2) || fail "kafkajs group"
+
+# A mixed group: librdkafka (kcat -G), the Java client (kafka-console-consumer) and kafka-python,
+# all offering the range assignor, share one group: 2 of 6 partitions each (kafka-consumer-groups
+# --members), and every record is read exactly once between them.
+T3="groups-mixed-$$-$RANDOM" G3="grp-mixed-$$-$RANDOM" STAY=35
+kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T3" \
+  --partitions "$P" >/dev/null || fail "create topic $T3"
+timeout "$STAY" kcat -b "$B" -G "$G3" -X partition.assignment.strategy=range -o beginning -q \
+  -f '%s\n' "$T3" >"$work/kcat.out" 2>"$work/kcat.err" &
+kafka org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$B" --topic "$T3" \
+  --group "$G3" --consumer-property partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor \
+  --timeout-ms $(( STAY * 1000 )) >"$work/java.out" 2>"$work/java.err" &
+"$PY" "$HERE/kafka_python_member.py" "$B" "$T3" "$G3" "$STAY" >"$work/py.out" 2>"$work/py.err" &
+members3() { groups --describe --group "$G3" --members 2>/dev/null | awk -v g="$G3" '$1 == g && $5 == 2' | wc -l; }
+deadline=$((SECONDS + TIMEOUT))
+until [[ "$(members3)" -eq 3 ]]; do
+  (( SECONDS < deadline )) || fail "kcat, Java and kafka-python never got 2 partitions each in $G3:
+$(groups --describe --group "$G3" --members 2>&1)"
+  sleep 1
+done
+seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T3" \
+  >/dev/null 2>&1 || fail "produce to $T3"
+wait
+got="$(cat "$work/kcat.out" "$work/java.out" "$work/py.out" | grep -v '^$' | sort -n | tr '\n' ' ')"
+[[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "mixed group read (kcat $(grep -c . "$work/kcat.out"), java $(grep -c . "$work/java.out"), python $(grep -c . "$work/py.out")): $got"
+echo "PASS: mixed group (kcat, Java, kafka-python; range) split $T3 2+2+2 and read every record once"
