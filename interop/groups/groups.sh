@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Consumer groups across implementations: kafka-python members share a topic and commit, then
 # Apache Kafka's own kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central
-# jars) lists, describes (with lag), resets and deletes the group; two Java KafkaConsumers and
-# two kafkajs members each split a topic between them; and a mixed group of librdkafka (kcat),
-# Java and kafka-python members shares one topic with the range assignor. Output is checked, not only
-# exit codes. Needs scripts/install-deps.sh (python venv, Kafka jars).
+# jars) lists, describes (with lag), resets and deletes the group; two Java KafkaConsumers, two
+# kafkajs and two aiokafka members each split a topic between them; and a mixed group of
+# librdkafka (kcat), Java and kafka-python members shares one topic with the range assignor.
+# Output is checked, not only exit codes. Needs scripts/install-deps.sh (python venv, Kafka jars,
+# node modules) and kcat. Takes about 2 minutes.
 #
 #   interop/groups/groups.sh BOOTSTRAP
 set -uo pipefail
@@ -105,3 +106,12 @@ wait
 got="$(cat "$work/kcat.out" "$work/java.out" "$work/py.out" | grep -v '^$' | sort -n | tr '\n' ' ')"
 [[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "mixed group read (kcat $(grep -c . "$work/kcat.out"), java $(grep -c . "$work/java.out"), python $(grep -c . "$work/py.out")): $got"
 echo "PASS: mixed group (kcat, Java, kafka-python; range) split $T3 2+2+2 and read every record once"
+
+# aiokafka (asyncio): two members split a topic holding N records and read each once.
+T4="groups-aio-$$-$RANDOM"
+kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T4" \
+  --partitions "$P" >/dev/null || fail "create topic $T4"
+seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T4" \
+  >/dev/null 2>&1 || fail "produce to $T4"
+timeout $((TIMEOUT * 2)) "$PY" "$HERE/aiokafka_group.py" "$B" "$T4" "grp-aio-$$-$RANDOM" "$P" "$N" \
+  2> >(grep -v "because it is rebalancing" >&2) || fail "aiokafka group"
