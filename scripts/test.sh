@@ -39,6 +39,27 @@ suite() {
   count "$name" "target/test-$name.log"
 }
 
+# groups_suite: consumer groups across implementations (interop/groups/groups.sh) against a
+# server started here on a free port with a temporary data dir.
+groups_suite() {
+  local port dir pid status out
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-groups.XXXXXX")
+  "$SLUICE_BIN" server --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+    --override "log.dirs=$dir/data" --override group.initial.rebalance.delay.ms=0 \
+    >"$dir/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  out="$dir/groups.out"
+  interop/groups/groups.sh "127.0.0.1:$port" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  echo "groups: $(grep -c '^PASS' "$out") passed, $((status != 0)) failed"
+  rm -rf "$dir"
+  return "$status"
+}
+
 step "cargo fmt --check"
 cargo fmt --all -- --check || broken+=(fmt)
 
@@ -62,6 +83,7 @@ if [ "${SKIP_INTEROP:-0}" != 1 ]; then
   export SLUICE_BIN="$PWD/target/release/sluice"
   suite interop scripts/interop.sh
   suite idempotence interop/idempotence.sh
+  suite groups groups_suite
   if [ -x compat/librdkafka/run.sh ]; then
     step "build librdkafka's test runner"
     compat/librdkafka/build.sh || broken+=(librdkafka-build)
