@@ -249,15 +249,19 @@ impl LogManager {
         write(REPLICATION_OFFSET_CHECKPOINT, &|log| log.high_watermark())
     }
 
-    /// Flushes every log that has unflushed data (for a periodic flusher).
-    pub fn flush_all(&self) -> Result<()> {
-        let logs: Vec<Arc<Log>> = self
-            .logs
+    /// A snapshot of every open log, so work on them runs without holding the map's lock.
+    fn all_logs(&self) -> Vec<Arc<Log>> {
+        self.logs
             .read()
             .expect("logs lock")
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Flushes every log that has unflushed data (for a periodic flusher).
+    pub fn flush_all(&self) -> Result<()> {
+        let logs = self.all_logs();
         for log in logs {
             log.flush()?;
         }
@@ -266,13 +270,7 @@ impl LogManager {
 
     /// Removes expired `.deleted` files of every log; returns how many.
     pub fn delete_expired_files(&self, now_ms: i64) -> usize {
-        let logs: Vec<Arc<Log>> = self
-            .logs
-            .read()
-            .expect("logs lock")
-            .values()
-            .cloned()
-            .collect();
+        let logs = self.all_logs();
         logs.iter()
             .map(|log| log.delete_expired_files(now_ms))
             .sum()
@@ -281,13 +279,7 @@ impl LogManager {
     /// Closes every log, syncs the file system once, writes the checkpoints and then the
     /// clean-shutdown marker, so the next open skips recovery.
     pub fn close(&self) -> Result<()> {
-        let logs: Vec<Arc<Log>> = self
-            .logs
-            .read()
-            .expect("logs lock")
-            .values()
-            .cloned()
-            .collect();
+        let logs = self.all_logs();
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(1, 8);
