@@ -195,7 +195,7 @@ fn alter_one(
             overrides.insert(key.to_string(), v.as_str().to_string());
         }
     }
-    current_overrides(broker, r.resource_name.as_str())?;
+    // alter_topic_configs answers UNKNOWN_TOPIC_OR_PARTITION for a missing topic.
     broker.alter_topic_configs(r.resource_name.as_str(), overrides, validate_only)
 }
 
