@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent producers of several implementations, with their default settings, through a proxy
-# that cuts the connection instead of delivering every 3rd Produce response: each client
+# that cuts the connection instead of delivering about 1 in 3 Produce responses (chosen at
+# random; the proxy prints its seed in proxy.log, SLUICE_PROXY_SEED replays it): each client
 # retries, and every record must be in the log exactly once and in order (checked by franz-go's
 # consumer, which verifies exact content and that each partition holds exactly the records
 # produced). Needs scripts/install-deps.sh and a built sluice + sluice-faulty-proxy.
@@ -11,6 +12,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${SLUICE_BIN:-$ROOT/target/release/sluice}"
 PROXY="${PROXY_BIN:-$(dirname "$BIN")/sluice-faulty-proxy}"
 COUNT="${IDEMPOTENCE_COUNT:-20000}"
+# Each lost response costs a client a reconnect and a retry backoff (up to ~1 s for franz-go), so
+# give the clients more than the usual 60 s: a run with 20+ drops took 35 s here.
+export INTEROP_TIMEOUT="${INTEROP_TIMEOUT:-180}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sluice-idem.XXXXXX")"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }

@@ -1,7 +1,13 @@
 //! A TCP proxy that speaks just enough Kafka framing to drop chosen responses: it forwards
-//! requests and responses between a client and a broker, and every `drop_every`-th Produce
-//! response is swallowed and the connection cut, as a network failure after the broker wrote
+//! requests and responses between a client and a broker, and on average one Produce response in
+//! `drop_every` is swallowed and the connection cut, as a network failure after the broker wrote
 //! but before the client heard. Clients then retry, which is what idempotence must survive.
+//!
+//! Which responses are dropped is pseudo-random (seeded, the seed printed on stderr; set
+//! `SLUICE_PROXY_SEED` to replay a run). A fixed "every Nth" rule can lock step with a client's
+//! retry pattern: franz-go resends its pending batches on a new connection in a fixed order, and
+//! with every 3rd response dropped the one response that would move it forward was the one
+//! dropped, on every connection, forever.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -56,6 +62,20 @@ impl FaultyProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
         let produce_seen = Arc::new(AtomicU64::new(0));
+        let seed = std::env::var("SLUICE_PROXY_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
+        eprintln!("faulty-proxy: seed {seed} (SLUICE_PROXY_SEED), dropping 1 in {drop_every} Produce responses");
+        let drops = Drops {
+            seed,
+            every: drop_every,
+            seen: produce_seen,
+        };
         let (stop2, dropped2) = (stop.clone(), dropped.clone());
         thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
@@ -65,8 +85,8 @@ impl FaultyProxy {
                         let Ok(server) = TcpStream::connect(&upstream) else {
                             continue;
                         };
-                        let (d, p) = (dropped2.clone(), produce_seen.clone());
-                        thread::spawn(move || pipe(client, server, drop_every, p, d));
+                        let (d, p) = (dropped2.clone(), drops.clone());
+                        thread::spawn(move || pipe(client, server, p, d));
                     }
                     Err(_) => thread::sleep(std::time::Duration::from_millis(5)),
                 }
@@ -96,19 +116,42 @@ impl Drop for FaultyProxy {
     }
 }
 
+/// Decides which Produce responses are dropped: the n-th one seen (over all connections) is
+/// dropped when a hash of the seed and n falls in a 1-in-`every` range.
+#[derive(Debug, Clone)]
+struct Drops {
+    seed: u64,
+    /// 0 drops nothing.
+    every: u64,
+    /// Produce responses seen so far, over all connections.
+    seen: Arc<AtomicU64>,
+}
+
+impl Drops {
+    fn next_is_dropped(&self) -> bool {
+        if self.every == 0 {
+            return false;
+        }
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        splitmix64(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).is_multiple_of(self.every)
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit hash of `x`.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Says on stderr that a response was dropped, so scripts can check the proxy did its job.
 fn tracing_line(total: u64) {
     eprintln!("faulty-proxy: dropped produce response (total {total})");
 }
 
 /// Forwards one connection in both directions until either side closes.
-fn pipe(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    drop_every: u64,
-    produce_seen: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
-) {
+fn pipe(mut client: TcpStream, mut server: TcpStream, drops: Drops, dropped: Arc<AtomicU64>) {
     // API key of each request still waiting for its response, in order. Produce with acks=0
     // gets no response; the idempotence tests use acks=all, so that case is not tracked.
     let pending: Arc<Mutex<VecDeque<i16>>> = Arc::new(Mutex::new(VecDeque::new()));
@@ -130,13 +173,10 @@ fn pipe(
     });
     while let Ok(Some(frame)) = read_frame(&mut server) {
         let key = pending.lock().expect("pending").pop_front();
-        if key == Some(PRODUCE) && drop_every > 0 {
-            let n = produce_seen.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(drop_every) {
-                let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing_line(total);
-                break;
-            }
+        if key == Some(PRODUCE) && drops.next_is_dropped() {
+            let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing_line(total);
+            break;
         }
         if client.write_all(&frame).is_err() {
             break;

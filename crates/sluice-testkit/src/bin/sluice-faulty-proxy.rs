@@ -1,4 +1,5 @@
-//! `sluice-faulty-proxy LISTEN_PORT UPSTREAM DROP_EVERY`: the test proxy as a process, for test
+//! `sluice-faulty-proxy LISTEN_PORT UPSTREAM DROP_EVERY`: the test proxy as a process (drops about
+//! 1 in DROP_EVERY Produce responses, at random), for test
 //! scripts driving clients in other languages. Runs until killed.
 
 fn main() {

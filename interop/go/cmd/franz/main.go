@@ -46,6 +46,17 @@ func newAdmin(a spec.Args) (*kgo.Client, *kadm.Client) {
 	return cl, kadm.NewClient(cl)
 }
 
+// logOpt turns on kgo's own log on stderr when FRANZ_LOG is set (debug, info, warn or error).
+func logOpt() kgo.Opt {
+	levels := map[string]kgo.LogLevel{"debug": kgo.LogLevelDebug, "info": kgo.LogLevelInfo,
+		"warn": kgo.LogLevelWarn, "error": kgo.LogLevelError}
+	level, ok := levels[os.Getenv("FRANZ_LOG")]
+	if !ok {
+		level = kgo.LogLevelNone
+	}
+	return kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil))
+}
+
 func ctxT(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
@@ -90,7 +101,7 @@ func produce(a spec.Args) {
 	// defaults otherwise: idempotent, acks=all
 	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.ClientID(clientID),
 		kgo.DefaultProduceTopic(a.Topic), kgo.ProducerBatchCompression(codec(a.Codec)),
-		kgo.ProducerLinger(5*time.Millisecond))
+		kgo.ProducerLinger(5*time.Millisecond), logOpt())
 	if err != nil {
 		spec.Fail("client: %v", err)
 	}
