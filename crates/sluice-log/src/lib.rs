@@ -1,8 +1,8 @@
 //! Sluice's storage engine: partition logs in Kafka's on-disk layout.
 //!
 //! A [`LogManager`] owns one log directory and its checkpoint files; each partition is a
-//! [`Log`] in `<topic>-<partition>/`, made of segments (`<base offset>.log` with `.index` and
-//! `.timeindex`), a `leader-epoch-checkpoint` and producer-state `.snapshot` files. Batches are
+//! [`Log`] in `<topic>-<partition>/`, made of segments (`<base offset>.log` with `.index`,
+//! `.timeindex` and, once a transaction aborts in it, `.txnindex`), a `leader-epoch-checkpoint` and producer-state `.snapshot` files. Batches are
 //! stored exactly as received (record batch v2), after the leader patched their base offset and
 //! leader epoch in place. Reads return file slices that a network layer can hand to sendfile.
 //!
@@ -19,6 +19,7 @@ mod log;
 pub mod manager;
 pub mod producer;
 mod segment;
+pub mod txn_index;
 
 pub use crate::config::LogConfig;
 pub use crate::error::{LogError, Result};
@@ -29,3 +30,4 @@ pub use crate::log::{
 };
 pub use crate::manager::{LogManager, TopicPartition};
 pub use crate::producer::{AppendOrigin, BatchMetadata, ProducerStateEntry, ProducerStateManager};
+pub use crate::txn_index::AbortedTxn;

@@ -23,6 +23,7 @@ use crate::index::{OffsetIndex, TimeEntry, TimeIndex};
 use crate::io::{LogIo, OsIo};
 use crate::producer::{self, AppendOrigin, ProducerStateManager, SNAPSHOT_SUFFIX};
 use crate::segment::{self, IndexCursor, Segment, DELETED_SUFFIX, LOG_SUFFIX};
+use crate::txn_index::{self, AbortedTxn};
 
 /// Index bytes buffered before they are written to the active segment's index files.
 const PENDING_INDEX_BYTES_MAX: usize = 4096;
@@ -279,7 +280,14 @@ impl Log {
         {
             let mut inner = log.lock_inner()?;
             inner.roll_jitter_ms = log.jitter_for(log.active_segment().base_offset);
-            log.rebuild_producer_state(&mut inner, &listing.snapshot_offsets)?;
+            // After a crash only data below the recovery point is known durable, and with it
+            // the snapshots and transaction index entries written before it: replay from there.
+            let trusted = if options.clean_shutdown {
+                log.log_end_offset()
+            } else {
+                log.recovery_point()
+            };
+            log.rebuild_producer_state(&mut inner, &listing.snapshot_offsets, trusted)?;
         }
         Ok(log)
     }
@@ -646,7 +654,14 @@ impl Log {
         {
             self.write_pending_index(inner)?;
         }
-        self.after_write(inner, batches, origin, leader_epoch, first.base_offset);
+        self.after_write(
+            inner,
+            &segment,
+            batches,
+            origin,
+            leader_epoch,
+            first.base_offset,
+        )?;
         inner.unflushed_messages += records_count;
         let first_unflushed = *inner.first_unflushed_ms.get_or_insert(now_ms);
         let flush_due = inner.unflushed_messages >= self.cfg().flush_messages
@@ -671,26 +686,42 @@ impl Log {
         }
     }
 
-    /// Leader epochs and producer state after a successful write.
+    /// Leader epochs, producer state and the transaction index after a successful write to
+    /// `segment`. The high watermark, and so the last stable offset, moves only after this
+    /// returns, so a `read_committed` reader never sees an abort marker before its index entry.
+    /// If the index entry cannot be written the log goes offline: the batches are in the log
+    /// but a reader could not tell their transaction aborted (recovery rebuilds the entry).
     fn after_write(
         &self,
         inner: &mut Inner,
+        segment: &Segment,
         batches: &[u8],
         origin: AppendOrigin,
         leader_epoch: Option<i32>,
         first_offset: i64,
-    ) {
+    ) -> Result<()> {
         let mut epochs_changed = false;
         if let Some(epoch) = leader_epoch {
             epochs_changed |= inner.epochs.assign(epoch, first_offset);
         }
-        for (header, _) in BatchIter::without_crc(batches).flatten() {
+        let mut index_result = Ok(());
+        for (header, range) in BatchIter::without_crc(batches).flatten() {
             if origin == AppendOrigin::Replication {
                 epochs_changed |= inner
                     .epochs
                     .assign(header.partition_leader_epoch, header.base_offset);
             }
-            inner.producers.update(&header);
+            let control = header
+                .is_control()
+                .then(|| batch::control_type(&batches[range]))
+                .flatten();
+            let aborted = inner
+                .producers
+                .update(&header, control)
+                .and_then(|txn| txn.aborted_entry());
+            if let (Some(entry), Ok(())) = (aborted, &index_result) {
+                index_result = segment.append_aborted(&*self.io, entry);
+            }
         }
         if epochs_changed {
             if let Err(err) = inner.epochs.persist() {
@@ -698,6 +729,11 @@ impl Log {
             }
         }
         self.publish_first_unstable(inner);
+        if let Err(err) = &index_result {
+            tracing::error!(dir = %self.dir.display(), %err, "cannot write the transaction index; log offline");
+            self.offline.store(true, Ordering::Release);
+        }
+        index_result
     }
 
     fn publish_first_unstable(&self, inner: &Inner) {
@@ -848,9 +884,15 @@ impl Log {
         Ok(())
     }
 
-    /// Rebuilds producer state from the newest usable snapshot at or below the log end offset,
-    /// then the batch headers after it.
-    fn rebuild_producer_state(&self, inner: &mut Inner, snapshot_offsets: &[i64]) -> Result<()> {
+    /// Rebuilds producer state from the newest usable snapshot at or below `trusted_offset`,
+    /// then the batch headers after it, re-deriving the transaction index of what it replays.
+    /// Snapshots past the log end offset are deleted.
+    fn rebuild_producer_state(
+        &self,
+        inner: &mut Inner,
+        snapshot_offsets: &[i64],
+        trusted_offset: i64,
+    ) -> Result<()> {
         let leo = self.log_end_offset();
         let mut offsets: Vec<i64> = snapshot_offsets.to_vec();
         offsets.sort_unstable();
@@ -860,6 +902,9 @@ impl Log {
             let path = producer::snapshot_path(&self.dir, offset);
             if offset > leo {
                 let _ = fs::remove_file(&path);
+                continue;
+            }
+            if offset > trusted_offset {
                 continue;
             }
             if let Some(state) = fs::read(&path)
@@ -873,6 +918,8 @@ impl Log {
         }
         for segment in self.segments_snapshot().iter() {
             if segment.size() == 0 {
+                // Emptied by truncation: no transaction can have ended in it.
+                segment.set_aborted(Vec::new())?;
                 continue;
             }
             let from = if segment.base_offset >= start {
@@ -883,11 +930,32 @@ impl Log {
                     None => continue,
                 }
             };
-            segment.for_each_header(from, |_, header| {
-                if header.base_offset >= start {
-                    inner.producers.update(header);
+            // The transaction index of the replayed range is derived again from its markers:
+            // entries a crash lost come back, entries past a truncation go.
+            let mut aborted: Vec<AbortedTxn> = segment
+                .aborted_txns()?
+                .iter()
+                .filter(|e| e.last_offset < start)
+                .copied()
+                .collect();
+            let mut replay = Ok(());
+            segment.for_each_header(from, |position, header| {
+                if header.base_offset < start || replay.is_err() {
+                    return;
+                }
+                let control = match segment.control_type_at(position, header) {
+                    Ok(control) => control,
+                    Err(err) => {
+                        replay = Err(err);
+                        return;
+                    }
+                };
+                if let Some(txn) = inner.producers.update(header, control) {
+                    aborted.extend(txn.aborted_entry());
                 }
             })?;
+            replay?;
+            segment.set_aborted(aborted)?;
         }
         inner.producers.remove_below(self.log_start_offset());
         self.publish_first_unstable(inner);
@@ -1084,6 +1152,41 @@ impl Log {
         Ok(self.lock_inner()?.producers.entry(producer_id).cloned())
     }
 
+    /// The aborted transactions a `read_committed` fetch of `[start_offset,
+    /// upper_bound_offset)` must report (Kafka's `collectAbortedTransactions`): those whose
+    /// range overlaps it, oldest first, read from the `.txnindex` of the segment holding
+    /// `start_offset` and as many later ones as needed.
+    pub fn aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Result<Vec<AbortedTxn>> {
+        let segments = self.segments_snapshot();
+        let first = segments
+            .partition_point(|s| s.base_offset <= start_offset)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        // A transaction's entry sits in the segment of its marker, which may lie past the
+        // upper bound, so later segments are read until an entry's last stable offset shows
+        // nothing later can overlap.
+        for segment in &segments[first..] {
+            let entries = segment.aborted_txns()?;
+            if txn_index::collect_overlapping(&entries, start_offset, upper_bound_offset, &mut out)
+            {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets idempotent producers idle for `expiration_ms` (`producer.id.expiration.ms`)
+    /// that have no open transaction; their next write is treated as from a new producer.
+    /// Returns how many were removed. The broker calls this periodically.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> Result<usize> {
+        let mut inner = self.lock_inner()?;
+        Ok(inner.producers.remove_expired(now_ms, expiration_ms))
+    }
+
     /// Drops everything at and after `offset` (a follower diverged from its leader).
     pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<()> {
         if offset < self.log_start_offset() {
@@ -1160,7 +1263,7 @@ impl Log {
             let _ = fs::remove_file(producer::snapshot_path(&self.dir, snapshot));
         }
         let kept: Vec<i64> = offsets.into_iter().filter(|&o| o <= new_end).collect();
-        self.rebuild_producer_state(inner, &kept)
+        self.rebuild_producer_state(inner, &kept, new_end)
     }
 
     /// Moves the log start offset forward (retention, DeleteRecords) and deletes the segments
@@ -1252,6 +1355,7 @@ impl Log {
                     self.io.sync_data(&index).map_err(LogError::io(&path))?;
                 }
             }
+            segment.sync_txn_index(&*self.io)?;
         }
         if !self.dir_synced.swap(true, Ordering::AcqRel) {
             // New segment files and the directory itself must be findable after a crash.
@@ -1509,6 +1613,7 @@ fn list_dir(dir: &Path) -> Result<Listing> {
             listing.snapshot_offsets.push(offset);
         } else if parse_stem(name, segment::INDEX_SUFFIX).is_some()
             || parse_stem(name, segment::TIME_INDEX_SUFFIX).is_some()
+            || parse_stem(name, segment::TXN_INDEX_SUFFIX).is_some()
         {
             index_files.push(entry.path());
         }

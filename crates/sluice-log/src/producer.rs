@@ -4,22 +4,28 @@
 //!
 //! The state is snapshotted to `<offset, 20 digits>.snapshot` when a segment rolls and on clean
 //! shutdown, and rebuilt on open from the newest snapshot plus the batch headers after it.
-//! Transactions will add the ongoing transaction's first offset (kept here already), the last
-//! stable offset and the aborted-transaction index.
+//! Transactions: each producer's open transaction (its first offset) bounds the last stable
+//! offset; a commit or abort marker ends it and yields a [`CompletedTxn`], which the log turns
+//! into a `.txnindex` entry when it aborted. Producers expire after `producer.id.expiration.ms`
+//! without writes unless a transaction is open ([`ProducerStateManager::remove_expired`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use sluice_proto::batch::{increment_sequence, BatchHeader, NO_PRODUCER_EPOCH, NO_SEQUENCE};
+use sluice_proto::batch::{
+    increment_sequence, BatchHeader, ControlType, NO_PRODUCER_EPOCH, NO_SEQUENCE,
+};
 
 use crate::checkpoint;
 use crate::error::{LogError, Result};
+use crate::txn_index::CompletedTxn;
 
 /// How many batches per producer are remembered for duplicate detection (Kafka's 5).
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// Suffix of producer-state snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
-const SNAPSHOT_VERSION: u16 = 1;
+/// Version 2 added each producer's last write timestamp (for expiration); version 1 is read.
+const SNAPSHOT_VERSION: u16 = 2;
 
 /// Where a batch in producer state came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,9 @@ pub struct ProducerStateEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// First offset of the producer's open transaction, if one is ongoing.
     pub current_txn_first_offset: Option<i64>,
+    /// Max timestamp of the producer's last batch or marker (-1 if none): expiration counts
+    /// from here, as Kafka's `lastTimestamp` does.
+    pub last_timestamp: i64,
 }
 
 impl ProducerStateEntry {
@@ -58,6 +67,7 @@ impl ProducerStateEntry {
             producer_epoch: NO_PRODUCER_EPOCH,
             batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
             current_txn_first_offset: None,
+            last_timestamp: -1,
         }
     }
 
@@ -115,7 +125,18 @@ impl ProducerStateEntry {
         }
     }
 
-    fn apply(&mut self, header: &BatchHeader, first_offset: i64, last_offset: i64, timestamp: i64) {
+    /// Takes a written batch into the state. For a transaction marker (`control` is a commit
+    /// or abort) returns the transaction it ended, with `last_stable_offset` left for the
+    /// caller to fill in.
+    fn apply(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<ControlType>,
+        first_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        self.last_timestamp = self.last_timestamp.max(timestamp);
         if header.producer_epoch != self.producer_epoch {
             self.batches.clear();
             self.producer_epoch = header.producer_epoch;
@@ -133,11 +154,26 @@ impl ProducerStateEntry {
             });
         }
         if header.is_control() {
-            // A commit or abort marker ends the producer's transaction.
-            self.current_txn_first_offset = None;
-        } else if header.is_transactional() && self.current_txn_first_offset.is_none() {
+            let aborted = match control {
+                Some(ControlType::Abort) => true,
+                Some(ControlType::Commit) => false,
+                _ => return None,
+            };
+            // A marker without data before it (the partition was added to the transaction but
+            // nothing was written) ends an empty transaction starting at the marker.
+            let first = self.current_txn_first_offset.take().unwrap_or(first_offset);
+            return Some(CompletedTxn {
+                producer_id: self.producer_id,
+                first_offset: first,
+                last_offset: first_offset,
+                aborted,
+                last_stable_offset: first_offset + 1,
+            });
+        }
+        if header.is_transactional() && self.current_txn_first_offset.is_none() {
             self.current_txn_first_offset = Some(first_offset);
         }
+        None
     }
 }
 
@@ -185,21 +221,51 @@ impl ProducerStateManager {
         }
     }
 
-    /// Records a written batch. Batches without a producer id are ignored.
-    pub fn update(&mut self, header: &BatchHeader) {
+    /// Records a written batch; `control` is the type of a control batch's record. Batches
+    /// without a producer id are ignored. A commit or abort marker returns the transaction it
+    /// ended, with the last stable offset right after it: the first offset of the oldest
+    /// transaction still open by another producer, or the marker's offset + 1.
+    pub fn update(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<ControlType>,
+    ) -> Option<CompletedTxn> {
         if !header.has_producer_id() {
-            return;
+            return None;
         }
         let entry = self
             .producers
             .entry(header.producer_id)
             .or_insert_with(|| ProducerStateEntry::new(header.producer_id));
-        entry.apply(
+        let mut completed = entry.apply(
             header,
+            control,
             header.base_offset,
             header.last_offset(),
             header.max_timestamp,
-        );
+        )?;
+        if let Some(other_open) = self
+            .producers
+            .values()
+            .filter(|e| e.producer_id != header.producer_id)
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+        {
+            completed.last_stable_offset = other_open;
+        }
+        Some(completed)
+    }
+
+    /// Forgets producers that wrote nothing for `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`, measured from the last batch's max timestamp) and have no
+    /// open transaction. Returns how many were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
     }
 
     /// First offset of the oldest open transaction (the last stable offset bound).
@@ -223,7 +289,8 @@ impl ProducerStateManager {
     }
 
     /// Encodes the state: version u16, crc32c u32 of the rest, count u32, then per producer
-    /// id i64, epoch i16, txn first offset i64 (-1 none), batch count u8 and the batches.
+    /// id i64, epoch i16, last timestamp i64, txn first offset i64 (-1 none), batch count u8
+    /// and the batches.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(4 + self.producers.len() * 64);
         body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
@@ -233,6 +300,7 @@ impl ProducerStateManager {
             let entry = &self.producers[id];
             body.extend_from_slice(&entry.producer_id.to_be_bytes());
             body.extend_from_slice(&entry.producer_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
             body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for b in &entry.batches {
@@ -253,7 +321,8 @@ impl ProducerStateManager {
     /// Decodes a snapshot; `None` if it is malformed or its CRC does not match.
     pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
         let mut reader = Reader { bytes, at: 0 };
-        if reader.u16()? != SNAPSHOT_VERSION {
+        let version = reader.u16()?;
+        if version != 1 && version != SNAPSHOT_VERSION {
             return None;
         }
         let crc = reader.u32()?;
@@ -265,6 +334,11 @@ impl ProducerStateManager {
         for _ in 0..count {
             let producer_id = reader.i64()?;
             let producer_epoch = reader.u16()? as i16;
+            let last_timestamp = if version >= 2 {
+                Some(reader.i64()?)
+            } else {
+                None
+            };
             let txn = reader.i64()?;
             let batch_count = reader.u8()?;
             let mut entry = ProducerStateEntry::new(producer_id);
@@ -279,6 +353,8 @@ impl ProducerStateManager {
                     timestamp: reader.i64()?,
                 });
             }
+            entry.last_timestamp =
+                last_timestamp.unwrap_or_else(|| entry.batches.back().map_or(-1, |b| b.timestamp));
             producers.insert(producer_id, entry);
         }
         Some(ProducerStateManager { producers })
@@ -360,7 +436,7 @@ mod tests {
             return Ok(Some(dup));
         }
         state.check(&h, AppendOrigin::Client)?;
-        state.update(&h);
+        state.update(&h, None);
         Ok(None)
     }
 

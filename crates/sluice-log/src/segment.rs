@@ -15,6 +15,7 @@ use sluice_proto::batch::{self, BatchError, BatchHeader, HEADER_SIZE};
 use crate::error::{LogError, Result};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::io::LogIo;
+use crate::txn_index::{AbortedTxn, ENTRY_SIZE as TXN_ENTRY_SIZE};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -65,6 +66,8 @@ pub(crate) struct Segment {
     /// Last offset of the batch holding `max_timestamp`.
     offset_of_max_timestamp: AtomicI64,
     indexes: RwLock<Indexes>,
+    /// Entries of the `.txnindex` file, loaded on first use (most segments have none).
+    aborted: RwLock<Option<Arc<Vec<AbortedTxn>>>>,
 }
 
 impl Segment {
@@ -78,6 +81,7 @@ impl Segment {
             max_timestamp: AtomicI64::new(-1),
             offset_of_max_timestamp: AtomicI64::new(-1),
             indexes: RwLock::new(Indexes::default()),
+            aborted: RwLock::new(None),
         }
     }
 
@@ -97,6 +101,14 @@ impl Segment {
                 .map_err(LogError::io(&path))?;
         }
         segment.indexes.write().expect("index lock").loaded = true;
+        let txn_path = segment.txn_index_path();
+        match fs::remove_file(&txn_path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(LogError::io(&txn_path)(err))
+            }
+            _ => {}
+        }
+        *segment.aborted.write().expect("txn index lock") = Some(Arc::new(Vec::new()));
         Ok(segment)
     }
 
@@ -115,6 +127,79 @@ impl Segment {
 
     pub(crate) fn time_index_path(&self) -> PathBuf {
         self.path_with(TIME_INDEX_SUFFIX)
+    }
+
+    pub(crate) fn txn_index_path(&self) -> PathBuf {
+        self.path_with(TXN_INDEX_SUFFIX)
+    }
+
+    /// The transactions aborted in this segment, oldest first, loading `.txnindex` if needed.
+    /// A torn or unreadable tail of the file is dropped from the list (and rewritten when the
+    /// next entry is added).
+    pub(crate) fn aborted_txns(&self) -> Result<Arc<Vec<AbortedTxn>>> {
+        if let Some(entries) = &*self.aborted.read().expect("txn index lock") {
+            return Ok(entries.clone());
+        }
+        let mut guard = self.aborted.write().expect("txn index lock");
+        if let Some(entries) = &*guard {
+            return Ok(entries.clone());
+        }
+        let path = self.txn_index_path();
+        let entries = match read_optional(&path)? {
+            None => Vec::new(),
+            Some(bytes) => {
+                let (entries, problem) = AbortedTxn::decode_all(&bytes);
+                if let Some(problem) = problem {
+                    tracing::warn!(index = %path.display(), %problem, kept = entries.len(), "transaction index has a bad tail; dropping it");
+                    write_txn_index(&path, &entries)?;
+                }
+                entries
+            }
+        };
+        let entries = Arc::new(entries);
+        *guard = Some(entries.clone());
+        Ok(entries)
+    }
+
+    /// Adds an aborted transaction at the end of `.txnindex` (created on first use).
+    pub(crate) fn append_aborted(&self, io: &dyn LogIo, entry: AbortedTxn) -> Result<()> {
+        let current = self.aborted_txns()?;
+        let path = self.txn_index_path();
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(LogError::io(&path))?;
+        let mut bytes = Vec::with_capacity(TXN_ENTRY_SIZE);
+        entry.encode(&mut bytes);
+        io.write_at(&file, &bytes, (current.len() * TXN_ENTRY_SIZE) as u64)
+            .map_err(LogError::io(&path))?;
+        let mut entries = current.to_vec();
+        entries.push(entry);
+        *self.aborted.write().expect("txn index lock") = Some(Arc::new(entries));
+        Ok(())
+    }
+
+    /// Replaces the segment's aborted transactions (recovery, truncation); the file is
+    /// rewritten, or removed when the list is empty. Nothing is written when nothing changed.
+    pub(crate) fn set_aborted(&self, entries: Vec<AbortedTxn>) -> Result<()> {
+        if *self.aborted_txns()? == entries {
+            return Ok(());
+        }
+        write_txn_index(&self.txn_index_path(), &entries)?;
+        *self.aborted.write().expect("txn index lock") = Some(Arc::new(entries));
+        Ok(())
+    }
+
+    /// fsyncs `.txnindex` if it exists.
+    pub(crate) fn sync_txn_index(&self, io: &dyn LogIo) -> Result<()> {
+        let path = self.txn_index_path();
+        match File::open(&path) {
+            Ok(file) => io.sync_data(&file).map_err(LogError::io(&path)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(LogError::io(&path)(err)),
+        }
     }
 
     pub(crate) fn size(&self) -> u64 {
@@ -400,6 +485,23 @@ impl Segment {
         Ok(())
     }
 
+    /// The control record type of the control batch at `position` (reads its first bytes).
+    pub(crate) fn control_type_at(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+    ) -> Result<Option<batch::ControlType>> {
+        if !header.is_control() {
+            return Ok(None);
+        }
+        let len = header.total_size().min(HEADER_SIZE + 64);
+        let mut buf = vec![0u8; len];
+        let file = self.file()?;
+        file.read_exact_at(&mut buf, position)
+            .map_err(LogError::io(self.log_path()))?;
+        Ok(batch::control_type(&buf))
+    }
+
     fn checked_header(&self, reader: &mut ChunkReader<'_>, position: u64) -> Result<BatchHeader> {
         let path = self.log_path();
         reader
@@ -512,6 +614,21 @@ fn add_index_entries(
         }
         outcome.indexes.time.maybe_push(time_entry);
     }
+}
+
+/// Writes a whole `.txnindex` file, or removes it for an empty list.
+fn write_txn_index(path: &Path, entries: &[AbortedTxn]) -> Result<()> {
+    if entries.is_empty() {
+        return match fs::remove_file(path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(LogError::io(path)(err)),
+            _ => Ok(()),
+        };
+    }
+    let mut bytes = Vec::with_capacity(entries.len() * TXN_ENTRY_SIZE);
+    for entry in entries {
+        entry.encode(&mut bytes);
+    }
+    fs::write(path, &bytes).map_err(LogError::io(path))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {

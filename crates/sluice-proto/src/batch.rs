@@ -444,6 +444,8 @@ pub struct BatchSpec {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub transactional: bool,
+    /// Control batch (commit/abort markers), attributes bit 5.
+    pub control: bool,
 }
 
 impl Default for BatchSpec {
@@ -456,6 +458,7 @@ impl Default for BatchSpec {
             producer_epoch: NO_PRODUCER_EPOCH,
             base_sequence: NO_SEQUENCE,
             transactional: false,
+            control: false,
         }
     }
 }
@@ -500,11 +503,13 @@ pub fn encode_batch(
         max_delta = max_delta.max(record.timestamp_delta);
     }
     let batch = &mut out[start..];
-    let attributes: i16 = if spec.transactional {
-        TRANSACTIONAL_MASK
-    } else {
-        0
-    };
+    let mut attributes: i16 = 0;
+    if spec.transactional {
+        attributes |= TRANSACTIONAL_MASK;
+    }
+    if spec.control {
+        attributes |= CONTROL_MASK;
+    }
     let count = records.len() as i32;
     batch[0..8].copy_from_slice(&spec.base_offset.to_be_bytes());
     let batch_length = (batch.len() - LOG_OVERHEAD) as i32;
@@ -522,6 +527,82 @@ pub fn encode_batch(
     let crc = compute_crc(batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     start..out.len()
+}
+
+/// What a control record says (its key: version i16, type i16). Kafka's `ControlRecordType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    /// End of an aborted transaction (type 0).
+    Abort,
+    /// End of a committed transaction (type 1).
+    Commit,
+    /// Any other type (e.g. KRaft's own control records); not a transaction marker.
+    Other(i16),
+}
+
+/// Reads a signed zigzag varint at `*at`, moving `*at` past it.
+fn get_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The type of the first control record of a control batch (`batch` is the whole batch).
+/// A prefix of the batch holding the first record is enough. `None` if the batch is not a
+/// control batch or its first record cannot be read; control batches are never compressed, so
+/// the record is read in place.
+pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if !header.is_control() || header.records_count < 1 {
+        return None;
+    }
+    let records = batch.get(HEADER_SIZE..header.total_size().min(batch.len()))?;
+    let mut at = 0;
+    let _length = get_varint(records, &mut at)?;
+    at += 1; // record attributes
+    let _timestamp_delta = get_varint(records, &mut at)?;
+    let _offset_delta = get_varint(records, &mut at)?;
+    let key_length = get_varint(records, &mut at)?;
+    if key_length < 4 {
+        return None;
+    }
+    let key = records.get(at..at + 4)?;
+    Some(match i16::from_be_bytes([key[2], key[3]]) {
+        0 => ControlType::Abort,
+        1 => ControlType::Commit,
+        other => ControlType::Other(other),
+    })
+}
+
+/// Appends a transaction marker batch (one control record: key version 0 and type 0 abort or
+/// 1 commit; value version 0 and the coordinator epoch), as a transaction coordinator writes it.
+pub fn encode_end_txn_marker(
+    out: &mut Vec<u8>,
+    spec: &BatchSpec,
+    commit: bool,
+    coordinator_epoch: i32,
+) -> Range<usize> {
+    let key = [0, 0, 0, u8::from(commit)];
+    let mut value = [0u8; 6];
+    value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    let spec = BatchSpec {
+        transactional: true,
+        control: true,
+        ..*spec
+    };
+    let record = SimpleRecord {
+        timestamp_delta: 0,
+        key: Some(&key),
+        value: Some(&value),
+    };
+    encode_batch(out, &spec, &[record])
 }
 
 #[cfg(test)]
@@ -627,6 +708,54 @@ mod tests {
         assert_eq!(header.max_timestamp, 99_999);
         assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
         assert!(validate_crc(&buf));
+    }
+
+    #[test]
+    fn end_txn_markers_are_read_back() {
+        for commit in [false, true] {
+            let mut buf = Vec::new();
+            let spec = BatchSpec {
+                producer_id: 7,
+                producer_epoch: 1,
+                ..BatchSpec::default()
+            };
+            encode_end_txn_marker(&mut buf, &spec, commit, 3);
+            let header = BatchHeader::parse(&buf).unwrap();
+            assert!(header.is_control() && header.is_transactional());
+            assert!(validate_crc(&buf));
+            let expected = if commit {
+                ControlType::Commit
+            } else {
+                ControlType::Abort
+            };
+            assert_eq!(control_type(&buf), Some(expected));
+            // kafka-protocol reads the same record as a control record.
+            let mut bytes = bytes::Bytes::from(buf);
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            assert!(set.records[0].control);
+        }
+        // Not a control batch, or a control record too short to hold a type.
+        assert_eq!(control_type(&sample(1, 0)), None);
+        let mut buf = Vec::new();
+        let spec = BatchSpec {
+            control: true,
+            ..BatchSpec::default()
+        };
+        let short = SimpleRecord {
+            timestamp_delta: 0,
+            key: Some(&[0, 0]),
+            value: None,
+        };
+        encode_batch(&mut buf, &spec, &[short]);
+        assert_eq!(control_type(&buf), None);
+        assert_eq!(control_type(&buf[..HEADER_SIZE + 2]), None);
+        // A prefix with the first record is enough.
+        let mut marker = Vec::new();
+        encode_end_txn_marker(&mut marker, &BatchSpec::default(), true, 0);
+        assert_eq!(
+            control_type(&marker[..HEADER_SIZE + 12]),
+            Some(ControlType::Commit)
+        );
     }
 
     #[test]
