@@ -474,6 +474,16 @@ impl Broker {
         self.logs.delete_expired_files(sluice_log::now_ms());
     }
 
+    /// Drops the state of producers idle for `producer.id.expiration.ms`. Blocking.
+    pub fn expire_producers(&self) {
+        let expired = self
+            .logs
+            .remove_expired_producers(sluice_log::now_ms(), self.config.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::info!(expired, "removed expired producer ids");
+        }
+    }
+
     /// Flushes and closes every partition log and writes the clean-shutdown marker. Blocking.
     pub fn close(&self) {
         if let Err(e) = self.logs.close() {

@@ -122,6 +122,11 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offset.metadata.max.bytes`: longest metadata string of a committed offset.
     pub offset_metadata_max_bytes: i32,
+    /// `producer.id.expiration.ms`: an idempotent producer's state is dropped after this long
+    /// without writes (unless it has an open transaction).
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: i64,
 }
 
 /// Broker properties that set a topic-level default: (broker name, topic name, Kafka default).
@@ -225,6 +230,8 @@ impl Default for BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offset_metadata_max_bytes: 4096,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -376,6 +383,17 @@ impl BrokerConfig {
                 }
             }
             "max.connections" => self.max_connections = parse_num(name, value)?,
+            "producer.id.expiration.ms" | "producer.id.expiration.check.interval.ms" => {
+                let ms: i64 = parse_num(name, value)?;
+                if ms < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                if name == "producer.id.expiration.ms" {
+                    self.producer_id_expiration_ms = ms;
+                } else {
+                    self.producer_id_expiration_check_interval_ms = ms;
+                }
+            }
             "broker.rack" => self.rack = Some(value.to_string()),
             "cluster.id" => self.cluster_id = value.to_string(),
             "group.initial.rebalance.delay.ms"

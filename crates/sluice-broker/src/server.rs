@@ -95,6 +95,7 @@ pub async fn run(
         shutdown_complete: shutdown_complete_tx,
     };
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone()));
+    let producer_expiry = tokio::spawn(producer_expiry_loop(broker.clone()));
     let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
     tokio::select! {
         res = server.run() => {
@@ -110,6 +111,7 @@ pub async fn run(
         ..
     } = server;
     checkpointer.abort();
+    producer_expiry.abort();
     group_timers.abort();
     drop(notify_shutdown);
     drop(shutdown_complete);
@@ -134,6 +136,18 @@ async fn checkpoint_loop(broker: Arc<Broker>) {
         tick.tick().await;
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || b.checkpoint()).await;
+    }
+}
+
+/// Removes idle producers' state every `producer.id.expiration.check.interval.ms`.
+async fn producer_expiry_loop(broker: Arc<Broker>) {
+    let every = broker.config.producer_id_expiration_check_interval_ms;
+    let mut tick = tokio::time::interval(Duration::from_millis(every.max(1) as u64));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.expire_producers()).await;
     }
 }
 

@@ -98,8 +98,10 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     pub records_count: i64,
     pub bytes: usize,
-    /// `flush.messages` / `flush.ms` asks for an fsync: the caller should run [`Log::flush`] on a
-    /// blocking thread (appends never fsync themselves).
+    /// `flush.messages` / `flush.ms` asks for an fsync, or the append rolled a segment (as Kafka
+    /// flushes a segment once it is finished, so that crash recovery only scans the active
+    /// one): the caller should run [`Log::flush`] on a blocking thread (appends never fsync
+    /// themselves).
     pub flush_due: bool,
 }
 
@@ -593,7 +595,7 @@ impl Log {
             records_count += i64::from(header.records_count);
             last = header;
         }
-        self.maybe_roll(
+        let rolled = self.maybe_roll(
             inner,
             first.base_offset,
             last.last_offset(),
@@ -664,7 +666,8 @@ impl Log {
         )?;
         inner.unflushed_messages += records_count;
         let first_unflushed = *inner.first_unflushed_ms.get_or_insert(now_ms);
-        let flush_due = inner.unflushed_messages >= self.cfg().flush_messages
+        let flush_due = rolled
+            || inner.unflushed_messages >= self.cfg().flush_messages
             || now_ms.saturating_sub(first_unflushed) >= self.cfg().flush_ms;
         Ok(AppendInfo {
             first_offset: first.base_offset,
@@ -804,7 +807,7 @@ impl Log {
         last_offset: i64,
         bytes: u64,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let segment = self.active_segment();
         let size = segment.size();
         let index_full = segment
@@ -818,8 +821,9 @@ impl Log {
         let full = size.saturating_add(bytes) > self.cfg().segment_bytes;
         if (size > 0 && (full || index_full || too_old)) || offsets_overflow {
             self.roll_locked(inner, first_offset, now_ms)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Starts a new segment at the log end offset.

@@ -276,6 +276,15 @@ impl LogManager {
             .sum()
     }
 
+    /// Forgets idle idempotent producers in every log (`producer.id.expiration.ms`); returns
+    /// how many were removed.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let logs = self.all_logs();
+        logs.iter()
+            .filter_map(|log| log.remove_expired_producers(now_ms, expiration_ms).ok())
+            .sum()
+    }
+
     /// Closes every log, syncs the file system once, writes the checkpoints and then the
     /// clean-shutdown marker, so the next open skips recovery.
     pub fn close(&self) -> Result<()> {

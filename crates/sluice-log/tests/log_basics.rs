@@ -76,6 +76,31 @@ fn segments_roll_on_size_and_reads_span_them() {
             || e.file_name().to_string_lossy().ends_with(".index")));
 }
 
+/// Goal: a roll asks the caller to flush (Kafka flushes finished segments), so the recovery
+/// point follows the log and a crash only rescans the active segment.
+#[test]
+fn a_roll_asks_for_a_flush_that_moves_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(), false);
+    let mut rolls = 0;
+    for i in 0..40 {
+        let before = log.segment_count();
+        let mut bytes = batch(2, 100, i);
+        let AppendOutcome::Appended(info) = log.append_as_leader(&mut bytes, 0, 1_000).unwrap()
+        else {
+            panic!("not a duplicate");
+        };
+        let rolled = log.segment_count() > before;
+        assert_eq!(info.flush_due, rolled, "append {i}");
+        if rolled {
+            rolls += 1;
+            log.flush().unwrap();
+            assert_eq!(log.recovery_point(), log.log_end_offset());
+        }
+    }
+    assert!(rolls >= 2, "rolled {rolls} times");
+}
+
 #[test]
 fn segments_roll_on_age_and_on_a_full_index() {
     let dir = tempfile::tempdir().unwrap();

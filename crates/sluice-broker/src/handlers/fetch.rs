@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use crate::broker::{Broker, Topic};
@@ -145,28 +147,48 @@ fn read_partition(
         .with_partition_index(p.partition)
         .with_high_watermark(partition.high_watermark())
         .with_last_stable_offset(partition.last_stable_offset())
-        .with_log_start_offset(partition.log_start_offset())
-        .with_aborted_transactions(if committed { Some(Vec::new()) } else { None });
+        .with_log_start_offset(partition.log_start_offset());
     let records = partition
         .read(p.fetch_offset, limit, committed, min_one)
         .and_then(|info| {
             let n = info.bytes;
             if n == 0 {
-                return Ok((Bytes::new(), 0));
+                return Ok((Bytes::new(), 0, Vec::new()));
             }
+            // read_committed: the aborted transactions overlapping what is returned, so the
+            // client can drop their records (the range ends at the LSO the read stopped at).
+            let aborted = if committed {
+                partition
+                    .log()
+                    .aborted_transactions(p.fetch_offset, info.last_stable_offset)?
+                    .into_iter()
+                    .map(|t| {
+                        AbortedTransaction::default()
+                            .with_producer_id(t.producer_id.into())
+                            .with_first_offset(t.first_offset)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             match zero_copy::placeholder(n) {
                 Some(placeholder) => {
                     fills.push(info.slices);
-                    Ok((placeholder, n))
+                    Ok((placeholder, n, aborted))
                 }
-                None => Ok((partition.copy_slices(&info.slices)?, n)),
+                None => Ok((partition.copy_slices(&info.slices)?, n, aborted)),
             }
         });
     match records {
-        Ok((records, n)) => (data.with_records(Some(records)), n),
+        Ok((records, n, aborted)) => (
+            data.with_records(Some(records))
+                .with_aborted_transactions(committed.then_some(aborted)),
+            n,
+        ),
         Err(e) => (
             data.with_error_code(e.code())
-                .with_records(Some(Bytes::new())),
+                .with_records(Some(Bytes::new()))
+                .with_aborted_transactions(committed.then(Vec::new)),
             0,
         ),
     }

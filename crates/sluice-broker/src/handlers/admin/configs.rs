@@ -161,6 +161,16 @@ fn broker_configs(c: &crate::config::BrokerConfig) -> Vec<(String, String, i8)> 
             c.max_connections.to_string(),
             TYPE_INT,
         ),
+        (
+            "producer.id.expiration.ms".to_string(),
+            c.producer_id_expiration_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "producer.id.expiration.check.interval.ms".to_string(),
+            c.producer_id_expiration_check_interval_ms.to_string(),
+            TYPE_INT,
+        ),
     ];
     if let Some(rack) = &c.rack {
         out.push(("broker.rack".to_string(), rack.clone(), TYPE_STRING));
