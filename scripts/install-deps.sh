@@ -77,6 +77,7 @@ go_step() {
     go mod download
     # one build at a time: this machine's cores are shared
     GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/franz ./cmd/franz
+    GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/franzgroup ./cmd/franzgroup
     GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/sarama ./cmd/sarama
   )
   echo "$want" > "$I/go/bin/.interop-stamp"

@@ -115,3 +115,4 @@ seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B
   >/dev/null 2>&1 || fail "produce to $T4"
 timeout $((TIMEOUT * 2)) "$PY" "$HERE/aiokafka_group.py" "$B" "$T4" "grp-aio-$$-$RANDOM" "$P" "$N" \
   2> >(grep -v "because it is rebalancing" >&2) || fail "aiokafka group"
+"$HERE/franz_group.sh" "$B" || fail "franz-go group"
