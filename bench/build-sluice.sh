@@ -37,4 +37,6 @@ else
 fi
 say "cargo build --release -p sluice in $SRC (target $BENCH_TARGET)"
 (cd "$SRC" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -q -p sluice >&2)
+# the fixed-rate latency generator (crates/sluice/examples/latency_bench.rs), used by run.sh
+(cd "$SRC" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -q -p sluice --example latency_bench >&2)
 echo "$BENCH_TARGET/release/sluice"

@@ -63,6 +63,11 @@ rows += [("latency acks=all: achieved msgs/s", "lat.msgs_s", None),
          ("latency acks=all: p99 ms", "lat.p99_ms", "lo"),
          ("latency acks=all: p99.9 ms", "lat.p99.9_ms", "lo"),
          ("latency acks=all: max ms", "lat.max_ms", "lo"),
+         ("latency_bench acks=all: achieved msgs/s", "lat2.msgs_s", None),
+         ("latency_bench acks=all: p50 ms", "lat2.p50_ms", "lo"),
+         ("latency_bench acks=all: p99 ms", "lat2.p99_ms", "lo"),
+         ("latency_bench acks=all: p99.9 ms", "lat2.p99.9_ms", "lo"),
+         ("latency_bench acks=all: max ms", "lat2.max_ms", "lo"),
          (f"RSS after producing {gb1} (first run), MB", "rss_after_1GB_MB", "lo"),
          ("RSS after all produce runs, MB", "rss_after_produce_MB", "lo"),
          ("peak RSS (VmHWM), MB", "rss_peak_MB", "lo")]
@@ -159,9 +164,16 @@ if "sluice" in brokers:
         chk("consume ≥ 1.5× Tansu MB/s", (a >= 1.5 * b) if both(a, b) else None, f"{ratio(a, b)}")
     a = S("c-none.cpu_s_per_GB")
     chk("consume broker CPU ≤ 0.3 s/GB", (a <= 0.3) if a is not None else None, f"{fmt(a)} s/GB")
-    a = S("lat.p99_ms")
-    chk("p99 produce-to-ack ≤ 2 ms at 5,000 msgs/s acks=all", (a <= 2) if a is not None else None,
-        f"{fmt(a)} ms")
+    # The latency_bench run keeps its 5,000 msgs/s schedule; rdkafka_performance's -r loop
+    # often does not on this machine, so its percentiles are only used when it reached the rate.
+    a, rate = S("lat2.p99_ms"), S("lat2.msgs_s")
+    src = "latency_bench"
+    if a is None or (rate or 0) < 0.98 * 5000:
+        a, rate, src = S("lat.p99_ms"), S("lat.msgs_s"), "rdkafka_performance"
+    at_rate = (rate or 0) >= 0.98 * 5000
+    chk("p99 produce-to-ack ≤ 2 ms at 5,000 msgs/s acks=all",
+        (a <= 2) if (a is not None and at_rate) else None,
+        f"{fmt(a)} ms by {src} at {fmt(rate)} msgs/s")
     a = S("rss_after_1GB_MB")
     chk(f"RSS after producing {gb1} ≤ 300 MB", (a <= 300) if a is not None else None, f"{fmt(a)} MB")
     p("Targets of issue 3 (acks=1 uncompressed rows):")

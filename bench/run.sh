@@ -17,6 +17,9 @@
 #   BENCH_LAT_LINGER linger.ms of the latency run             (default 0: broker latency, not batching)
 #   BENCH_RUN_TIMEOUT seconds one client run may take          (default 120; SIGINT, summary kept)
 #   SLUICE_BIN     use this sluice binary instead of building HEAD (bench/build-sluice.sh)
+#   LAT_BENCH      the fixed-rate latency generator (default: the latency_bench example that
+#                  bench/build-sluice.sh builds beside the binary); runs after rdkafka_performance's
+#                  latency run, same rate, count, acks and linger, for every broker
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,6 +92,7 @@ install_tansu() {
   echo "$bin"
 }
 SLUICE_REV="$(git -C "$ROOT" rev-parse --short HEAD)"
+LAT_BENCH="${LAT_BENCH:-$BENCH_TARGET/release/examples/latency_bench}"
 for b in $BROKERS; do
   case "$b" in
     sluice)
@@ -321,6 +325,23 @@ print(f"{b}\tlat.max_ms\t{v[-1] / 1000.0:.2f}")
 EOF
     fi
     say "$b: latency: ${line#% }"
+  fi
+
+  # the same latency measurement with a send loop that keeps its schedule (rdkafka crate)
+  if alive && [[ -x "$LAT_BENCH" ]]; then
+    settle
+    BOOTSTRAP="$bs" TOPIC=latency2 RATE="$LAT_RATE" COUNT="$LAT_MSGS" ACKS=all LINGER_MS="$LAT_LINGER" \
+      SIZE="$MSG_SIZE" PARTITIONS="$PARTS" timeout -k 15 "$RUN_TIMEOUT" "$LAT_BENCH" \
+      > "$OUT/$b/latency2.txt" 2>&1 || say "$b: latency_bench failed (exit $?)"
+    local lat2; lat2="$(grep '^latency: n=' "$OUT/$b/latency2.txt" | tail -1 || true)"
+    local kv
+    for kv in $lat2; do
+      case "$kv" in
+        rate=*) metric "$b" lat2.msgs_s "${kv#rate=}" ;;
+        p50_ms=*|p99_ms=*|p99.9_ms=*|max_ms=*) metric "$b" "lat2.${kv%%=*}" "${kv#*=}" ;;
+      esac
+    done
+    say "$b: latency (latency_bench): ${lat2#latency: }"
   fi
 
   if alive; then

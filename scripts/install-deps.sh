@@ -69,7 +69,7 @@ js_step() {
 go_step() {
   local want
   want="$(cd "$I/go" && stamp_of go.mod go.sum $(find . -name '*.go' | sort))"
-  if [[ -x "$I/go/bin/franz" && -x "$I/go/bin/sarama" && "$(cat "$I/go/bin/.interop-stamp" 2>/dev/null)" == "$want" ]]; then
+  if [[ -x "$I/go/bin/franz" && -x "$I/go/bin/franzgroup" && -x "$I/go/bin/sarama" && "$(cat "$I/go/bin/.interop-stamp" 2>/dev/null)" == "$want" ]]; then
     say "go: binaries up to date"; return
   fi
   (

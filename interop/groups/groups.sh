@@ -2,10 +2,11 @@
 # Consumer groups across implementations: kafka-python members share a topic and commit, then
 # Apache Kafka's own kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central
 # jars) lists, describes (with lag), resets and deletes the group; two Java KafkaConsumers, two
-# kafkajs and two aiokafka members each split a topic between them; and a mixed group of
-# librdkafka (kcat), Java and kafka-python members shares one topic with the range assignor.
-# Output is checked, not only exit codes. Needs scripts/install-deps.sh (python venv, Kafka jars,
-# node modules) and kcat. Takes about 2 minutes.
+# kafkajs and two aiokafka members each split a topic between them; franz-go members split,
+# hand over on LeaveGroup and on SIGKILL, and resume committed offsets (franz_group.sh); and a
+# mixed group of librdkafka (kcat), Java and kafka-python members shares one topic with the range
+# assignor. Output is checked, not only exit codes. Needs scripts/install-deps.sh (python venv,
+# Kafka jars, node modules, Go binaries) and kcat. Takes about 2-3 minutes.
 #
 #   interop/groups/groups.sh BOOTSTRAP
 set -uo pipefail
