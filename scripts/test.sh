@@ -40,14 +40,16 @@ suite() {
 }
 
 # groups_suite: consumer groups across implementations (interop/groups/groups.sh) against a
-# server started here on a free port with a temporary data dir.
+# server started here on a free port with a temporary data dir. The server keeps Kafka's default
+# group.initial.rebalance.delay.ms (3 s): with 0, kafka-python 3.0.12's members joined before
+# the leader had the topic's metadata, and 2 runs in 6 left one member stuck after a rebalance
+# (it got its SyncGroup answer and never applied it), a client race the delay avoids.
 groups_suite() {
   local port dir pid status out
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-groups.XXXXXX")
   "$SLUICE_BIN" server --override "listeners=PLAINTEXT://127.0.0.1:$port" \
-    --override "log.dirs=$dir/data" --override group.initial.rebalance.delay.ms=0 \
-    >"$dir/server.log" 2>&1 &
+    --override "log.dirs=$dir/data" >"$dir/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   out="$dir/groups.out"
