@@ -140,18 +140,27 @@ fn main() {
     let rate: f64 = env_or("RATE", 5000.0);
     let count: usize = env_or("COUNT", 50_000);
     let warmup: usize = env_or("WARMUP", 2_000);
-    let topic = std::env::var("TOPIC").unwrap_or_else(|_| format!("latency-{}", std::process::id()));
+    let topic =
+        std::env::var("TOPIC").unwrap_or_else(|_| format!("latency-{}", std::process::id()));
     create_topic(&bootstrap, &topic, env_or("PARTITIONS", 6));
 
     let context = Latencies::default();
     let producer: ThreadedProducer<Latencies> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
-        .set("acks", std::env::var("ACKS").unwrap_or_else(|_| "all".into()))
-        .set("linger.ms", std::env::var("LINGER_MS").unwrap_or_else(|_| "0".into()))
+        .set(
+            "acks",
+            std::env::var("ACKS").unwrap_or_else(|_| "all".into()),
+        )
+        .set(
+            "linger.ms",
+            std::env::var("LINGER_MS").unwrap_or_else(|_| "0".into()),
+        )
         .create_with_context(context.clone())
         .expect("producer");
     run(&producer, &topic, warmup, rate);
-    producer.flush(Duration::from_secs(30)).expect("flush warm-up");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("flush warm-up");
     context.acked_us.lock().expect("lock").clear();
 
     let seconds = run(&producer, &topic, count, rate);
