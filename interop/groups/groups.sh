@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Consumer groups across implementations: kafka-python members share a topic and commit, then
-# Apache Kafka's own kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central
-# jars) lists, describes (with lag), resets and deletes the group; two Java KafkaConsumers, two
-# kafkajs and two aiokafka members each split a topic between them; franz-go members split,
-# hand over on LeaveGroup and on SIGKILL, and resume committed offsets (franz_group.sh); and a
-# mixed group of librdkafka (kcat), Java and kafka-python members shares one topic with the range
-# assignor. Output is checked, not only exit codes. Needs scripts/install-deps.sh (python venv,
-# Kafka jars, node modules, Go binaries) and kcat. Takes about 2-3 minutes.
+# Consumer groups across implementations, output checked (not only exit codes):
+#  - a kafka-python member reads a topic in a group and commits; Apache Kafka's own
+#    kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central jars) then lists,
+#    describes (with lag), resets and deletes the group;
+#  - the full group scenario for each of kafka-python, aiokafka, kafkajs, the Java client's
+#    KafkaConsumer (client_group.sh) and franz-go (franz_group.sh), one process per member:
+#    3 members split 6 partitions 2+2+2, one leaves (LeaveGroup) and two take 3+3, one is
+#    SIGKILLed and after its 6 s session timeout two take 3+3, a new member resumes committed
+#    offsets; every record read exactly once. They run in two lanes at once; each prints its
+#    PASS/FAIL lines, shown when both lanes are done;
+#  - a mixed group of librdkafka (kcat), Java and kafka-python members shares one topic with
+#    the range assignor.
+# Needs scripts/install-deps.sh (python venv, Kafka jars and interop-client.jar, node modules,
+# Go binaries) and kcat. Takes about 2-3 minutes.
 #
 #   interop/groups/groups.sh BOOTSTRAP
 set -uo pipefail
@@ -26,74 +32,83 @@ kafka() {
 groups() { kafka org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$B" "$@"; }
 # Sum of the LAG column (6th) of --describe over the topic's rows, and the row count.
 lags() { awk -v t="$T" '$2 == t { n++; s += $6 } END { printf "%d/%d", s, n }'; }
+work="$(mktemp -d)" lanes=() mixed=()
+cleanup() {
+  local p
+  for p in "${lanes[@]}" "${mixed[@]}"; do { kill -KILL "$p"; wait "$p"; } 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T" \
   --partitions "$P" >/dev/null || fail "create topic"
 seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T" \
-  --property partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner \
+  --producer-property partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner \
   >/dev/null 2>&1 || fail "produce"
 
-timeout $((TIMEOUT * 3)) "$PY" "$HERE/kafka_python_group.py" "$B" "$T" "$G" "$P" "$N" || fail "kafka-python group"
+# a kafka-python member (client_group.sh's) reads the N records in group G, commits after every
+# poll, and leaves
+timeout $((TIMEOUT * 2)) "$PY" "$HERE/kafka_python_groupmember.py" --bootstrap "$B" --topic "$T" \
+  --group "$G" --session-timeout-ms 6000 --max "$N" >"$work/kp.out" 2>"$work/kp.err" ||
+  fail "kafka-python member in $G exited with status $?: $(tail -n 5 "$work/kp.err")"
+read_once="$(awk '$1 == "record" { n++; s[$2 " " $3] = 1 } END { print n + 0 "/" length(s) }' "$work/kp.out")"
+[[ "$read_once" == "$N/$N" ]] || fail "kafka-python member read (records/distinct) $read_once, not $N/$N"
+grep -qx left "$work/kp.out" || fail "kafka-python member closed without a clean LeaveGroup"
 
 list="$(groups --list)" || fail "--list"
 grep -qx "$G" <<<"$list" || fail "--list does not show $G: $list"
 desc="$(groups --describe --group "$G" 2>&1)" || fail "--describe: $desc"
 got="$(lags <<<"$desc")"
-[[ "$got" =~ ^0/[1-9] ]] || fail "lag after consuming everything: '$got' in
+[[ "$got" == "0/$P" ]] || fail "lag/partitions after consuming everything: '$got' in
 $desc"
 out="$(groups --reset-offsets --group "$G" --topic "$T" --to-earliest --execute 2>&1)" || fail "--reset-offsets: $out"
 desc="$(groups --describe --group "$G" 2>&1)"
 got="$(lags <<<"$desc")"
-[[ "$got" =~ ^$N/[1-9] ]] || fail "lag after reset to earliest: '$got' in
+[[ "$got" == "$N/$P" ]] || fail "lag/partitions after reset to earliest: '$got' in
 $desc"
 out="$(groups --delete --group "$G" 2>&1)" || fail "--delete: $out"
 grep -q "successful" <<<"$out" || fail "--delete said: $out"
 groups --list | grep -qx "$G" && fail "$G still listed after --delete"
-echo "PASS: kafka-python group, kafka-consumer-groups list/describe/reset-offsets/delete"
+echo "PASS: kafka-python group (a member read $N records once and left), kafka-consumer-groups list/describe/reset-offsets/delete"
 
-
-# The Java client's KafkaConsumer (classic protocol) in kafka-console-consumer: two members of one
-# group get 3 of the 6 partitions each (seen through kafka-consumer-groups --members); together
-# they print every record once.
-T2="groups-java-$$-$RANDOM" G2="grp-java-$$-$RANDOM" work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T2" \
-  --partitions "$P" >/dev/null || fail "create topic $T2"
-for i in 1 2; do
-  kafka org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$B" --topic "$T2" \
-    --group "$G2" --timeout-ms 20000 >"$work/c$i.out" 2>"$work/c$i.err" &
-done
-deadline=$((SECONDS + TIMEOUT))
-# Members holding P/2 partitions each (the #PARTITIONS column of --describe --members).
-members() { groups --describe --group "$G2" --members 2>/dev/null | awk -v g="$G2" -v h=$((P / 2)) '$1 == g && $5 == h' | wc -l; }
-until [[ "$(members)" -eq 2 ]]; do
-  (( SECONDS < deadline )) || fail "two console consumers never got $((P / 2)) partitions each in $G2"
-  sleep 1
-done
-seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T2" \
-  >/dev/null 2>&1 || fail "produce to $T2"
-wait
-read1="$(grep -c . "$work/c1.out")" read2="$(grep -c . "$work/c2.out")"
-got="$(cat "$work/c1.out" "$work/c2.out" | sort -n | uniq | tr '\n' ' ')"
-[[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "Java members read $read1 + $read2 records, not 1..$N once: $got"
-echo "PASS: two Java console consumers split $T2 3+3 and read $read1 + $read2 of $N records"
-
-# kafkajs (non-flexible versions: JoinGroup v5, OffsetCommit v7, …): two members split a topic.
-timeout $((TIMEOUT * 2)) node "$HERE/kafkajs_group.js" "$B" "groups-js-$$-$RANDOM" "grp-js-$$-$RANDOM" "$P" "$N" \
-  2> >(grep -v '"level":"ERROR".*rebalancing' >&2) || fail "kafkajs group"
+# The full scenario for each client, in two lanes at once (the members mostly wait: for the
+# 3 s initial rebalance delay of a new group and for a killed member's 6 s session timeout).
+lane() {
+  local n="$1" c st=0; shift
+  for c; do
+    if [[ $c == franz-go ]]; then "$HERE/franz_group.sh" "$B"; else "$HERE/client_group.sh" "$B" "$c"; fi || st=1
+  done >"$work/lane$n.out" 2>&1
+  return "$st"
+}
+lane 1 java aiokafka &
+lanes+=($!)
+lane 2 kafka-python kafkajs franz-go &
+lanes+=($!)
+lane_failed=0
+for p in "${lanes[@]}"; do wait "$p" || lane_failed=1; done
+lanes=()
+cat "$work/lane1.out" "$work/lane2.out"
 
 # A mixed group: librdkafka (kcat -G), the Java client (kafka-console-consumer) and kafka-python,
 # all offering the range assignor, share one group: 2 of 6 partitions each (kafka-consumer-groups
-# --members), and every record is read exactly once between them.
-T3="groups-mixed-$$-$RANDOM" G3="grp-mixed-$$-$RANDOM" STAY=35
+# --members), and every record is read exactly once between them. Once all are read, the three
+# are SIGKILLed together (no member leaves, so no rebalance can hand a partition to another
+# member that would read its uncommitted records again; kcat -u writes each record unbuffered,
+# so its output is complete when it is killed). Records go round robin to all 6 partitions.
+T3="groups-mixed-$$-$RANDOM" G3="grp-mixed-$$-$RANDOM" STAY=$((TIMEOUT * 2))
 kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T3" \
   --partitions "$P" >/dev/null || fail "create topic $T3"
-timeout "$STAY" kcat -b "$B" -G "$G3" -X partition.assignment.strategy=range -o beginning -q \
+kcat -b "$B" -G "$G3" -X partition.assignment.strategy=range -o beginning -q -u \
   -f '%s\n' "$T3" >"$work/kcat.out" 2>"$work/kcat.err" &
-kafka org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$B" --topic "$T3" \
+mixed+=($!)
+java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+  "-Dlog4j2.configurationFile=$HERE/../java/log4j2-tools.properties" -cp "$LIB/*" \
+  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$B" --topic "$T3" \
   --group "$G3" --consumer-property partition.assignment.strategy=org.apache.kafka.clients.consumer.RangeAssignor \
   --timeout-ms $(( STAY * 1000 )) >"$work/java.out" 2>"$work/java.err" &
+mixed+=($!)
 "$PY" "$HERE/kafka_python_member.py" "$B" "$T3" "$G3" "$STAY" >"$work/py.out" 2>"$work/py.err" &
+mixed+=($!)
 members3() { groups --describe --group "$G3" --members 2>/dev/null | awk -v g="$G3" '$1 == g && $5 == 2' | wc -l; }
 deadline=$((SECONDS + TIMEOUT))
 until [[ "$(members3)" -eq 3 ]]; do
@@ -102,18 +117,21 @@ $(groups --describe --group "$G3" --members 2>&1)"
   sleep 1
 done
 seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T3" \
+  --producer-property partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner \
   >/dev/null 2>&1 || fail "produce to $T3"
-wait
+mixed_read() { cat "$work/kcat.out" "$work/java.out" "$work/py.out" | grep -v '^$' | sort -un | wc -l; }
+deadline=$((SECONDS + TIMEOUT))
+while (( $(mixed_read) < N && SECONDS < deadline )); do sleep 0.2; done
+# (braces: no "Killed" job notices from bash)
+{
+  for p in "${mixed[@]}"; do kill -KILL "$p"; done
+  for p in "${mixed[@]}"; do wait "$p"; done
+} 2>/dev/null
+mixed=()
 got="$(cat "$work/kcat.out" "$work/java.out" "$work/py.out" | grep -v '^$' | sort -n | tr '\n' ' ')"
 [[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "mixed group read (kcat $(grep -c . "$work/kcat.out"), java $(grep -c . "$work/java.out"), python $(grep -c . "$work/py.out")): $got"
-echo "PASS: mixed group (kcat, Java, kafka-python; range) split $T3 2+2+2 and read every record once"
-
-# aiokafka (asyncio): two members split a topic holding N records and read each once.
-T4="groups-aio-$$-$RANDOM"
-kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$B" --create --topic "$T4" \
-  --partitions "$P" >/dev/null || fail "create topic $T4"
-seq 1 "$N" | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" --topic "$T4" \
-  >/dev/null 2>&1 || fail "produce to $T4"
-timeout $((TIMEOUT * 2)) "$PY" "$HERE/aiokafka_group.py" "$B" "$T4" "grp-aio-$$-$RANDOM" "$P" "$N" \
-  2> >(grep -v "because it is rebalancing" >&2) || fail "aiokafka group"
-"$HERE/franz_group.sh" "$B" || fail "franz-go group"
+for m in kcat java py; do
+  [[ -s "$work/$m.out" ]] || fail "mixed group: $m read nothing of the records spread over all partitions"
+done
+echo "PASS: mixed group (kcat, Java, kafka-python; range) split $T3 2+2+2 and read every record once (kcat $(grep -c . "$work/kcat.out"), Java $(grep -c . "$work/java.out"), kafka-python $(grep -c . "$work/py.out"))"
+(( lane_failed == 0 )) || fail "a client group scenario failed (above)"
