@@ -639,7 +639,11 @@ impl Group {
     }
 
     /// Starts a rebalance: members must rejoin by the deadline (the initial delay for a group
-    /// that was empty).
+    /// that was empty). A group that was empty always completes its first join phase from the
+    /// timer, even with `group.initial.rebalance.delay.ms=0`, as Kafka's `prepareRebalance`
+    /// does (it schedules the initial join instead of completing it at once): members whose
+    /// JoinGroup arrives before the next tick share the first generation, instead of the first
+    /// member getting a generation of its own and every later one forcing a rebalance.
     fn prepare_rebalance(&mut self, now_ms: i64, cfg: &GroupConfig) {
         if self.state == GroupState::CompletingRebalance {
             self.fail_pending_syncs(ResponseError::RebalanceInProgress);
@@ -651,7 +655,7 @@ impl Group {
             .max()
             .unwrap_or(0);
         let initial = i64::from(cfg.initial_rebalance_delay_ms);
-        if self.state == GroupState::Empty && initial > 0 {
+        if self.state == GroupState::Empty {
             let delay = initial.min(rebalance_timeout_ms);
             self.join_deadline_ms = Some(now_ms + delay);
             self.initial_delay_remaining_ms = Some(rebalance_timeout_ms - delay);
@@ -675,8 +679,17 @@ impl Group {
     /// Completes the join phase once every member has rejoined and no new member is still
     /// expected (never during the initial delay, which only its timer ends).
     fn try_complete_join(&mut self, now_ms: i64) {
+        if self.initial_delay_remaining_ms.is_none() {
+            self.complete_join_if_all_joined(now_ms);
+        }
+    }
+
+    /// After a member or pending member was removed: completes the join phase if everyone left
+    /// has rejoined, during the initial delay too (Kafka's `removeMemberAndUpdateClassicGroup`
+    /// and `removePendingMemberAndUpdateClassicGroup`), so that a group whose members all left
+    /// becomes Empty at once.
+    fn complete_join_if_all_joined(&mut self, now_ms: i64) {
         if self.state == GroupState::PreparingRebalance
-            && self.initial_delay_remaining_ms.is_none()
             && self.pending_members.is_empty()
             && self.members.values().all(|m| m.join_waiter.is_some())
         {
@@ -756,7 +769,7 @@ impl Group {
                 self.prepare_rebalance(now_ms, cfg);
                 self.try_complete_join(now_ms);
             }
-            GroupState::PreparingRebalance => self.try_complete_join(now_ms),
+            GroupState::PreparingRebalance => self.complete_join_if_all_joined(now_ms),
             GroupState::Empty | GroupState::Dead => {}
         }
     }
@@ -898,7 +911,7 @@ impl Group {
             },
             None => {
                 if self.pending_members.remove(member_id).is_some() {
-                    self.try_complete_join(now_ms);
+                    self.complete_join_if_all_joined(now_ms);
                     return None;
                 }
                 if !self.members.contains_key(member_id) {
@@ -922,7 +935,7 @@ impl Group {
         self.pending_members
             .retain(|_, deadline| *deadline > now_ms);
         if self.pending_members.len() != before {
-            self.try_complete_join(now_ms);
+            self.complete_join_if_all_joined(now_ms);
         }
         let expired: Vec<String> = self
             .members

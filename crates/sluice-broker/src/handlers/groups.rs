@@ -662,6 +662,8 @@ mod tests {
         use kafka_protocol::messages::ApiKey;
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
+        // A new group's first join phase ends from the coordinator's timer.
+        let timers = tokio::spawn(crate::group::run_timers(b.clone()));
         b.create_topic("t", 2, 1, Default::default()).unwrap();
         for v in range(ApiKey::FindCoordinator) {
             let mut r = FindCoordinatorRequest::default().with_key(sb("g"));
@@ -822,5 +824,6 @@ mod tests {
             OffsetDeleteRequest::default().with_group_id(GroupId(sb("g4"))),
         );
         encodes(&od, 0);
+        timers.abort();
     }
 }

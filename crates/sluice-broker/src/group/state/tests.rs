@@ -102,7 +102,9 @@ fn stable_group(n: usize, c: &GroupConfig) -> (Group, Vec<String>) {
             }
         }
     }
-    if c.initial_rebalance_delay_ms > 0 {
+    // The first join phase of a new group ends from the timer, even with no initial delay; the
+    // first tick re-arms it when members joined after the first one.
+    for _ in 0..2 {
         g.tick(i64::from(c.initial_rebalance_delay_ms) * 10, c);
     }
     let responses: Vec<JoinResponse> = waiters.iter_mut().map(ready).collect();
@@ -258,6 +260,47 @@ fn initial_delay_waits_for_more_members_and_is_extended_by_them() {
     );
 }
 
+/// With `group.initial.rebalance.delay.ms=0` a new group still ends its first join phase from
+/// the timer, as Kafka does: two static members whose JoinGroups arrive back to back share
+/// generation 1 (librdkafka's 0102_static_group_rebalance expects both to be assigned in the
+/// first rebalance), instead of the first getting a generation alone and the second forcing a
+/// rebalance of it.
+#[test]
+fn without_initial_delay_members_joining_together_share_the_first_generation() {
+    let c = cfg(0);
+    let mut g = Group::new("g", 0);
+    let mut a = later(g.join(static_req("a", ""), 0, &c));
+    let mut b = later(g.join(static_req("b", ""), 5, &c));
+    assert!(
+        pending(&mut a) && pending(&mut b),
+        "not completed before the timer"
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    // The first tick sees that a member joined after the first one and re-arms (delay 0).
+    g.tick(100, &c);
+    assert!(pending(&mut a));
+    g.tick(200, &c);
+    let (ra, rb) = (ready(&mut a), ready(&mut b));
+    assert_eq!((ra.error, rb.error), (None, None));
+    assert_eq!((ra.generation_id, rb.generation_id), (1, 1));
+    assert_eq!(ra.members.len() + rb.members.len(), 2);
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+}
+
+/// A member that leaves during the initial join phase is not waited for: when nobody is left
+/// the group is Empty at once (Kafka's `removeMemberAndUpdateClassicGroup`).
+#[test]
+fn last_member_leaving_during_the_initial_join_empties_the_group() {
+    let c = cfg(3_000);
+    let mut g = Group::new("g", 0);
+    let (id, mut rx) = join_new(&mut g, 0, &c);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.leave(&id, None, 10, &c), None);
+    assert_eq!(ready(&mut rx).error, Some(ResponseError::UnknownMemberId));
+    assert_eq!(g.state(), GroupState::Empty);
+    assert_eq!(g.member_count(), 0);
+}
+
 #[test]
 fn protocol_is_chosen_by_votes_among_common_protocols() {
     let c = cfg(0);
@@ -267,6 +310,7 @@ fn protocol_is_chosen_by_votes_among_common_protocols() {
         ..join_req(id, p)
     };
     let mut a = later(g.join(req("", &["roundrobin", "range"]), 0, &c));
+    g.tick(0, &c);
     let first = ready(&mut a);
     assert_eq!(first.protocol_name.as_deref(), Some("roundrobin"));
     let mut b = later(g.join(req("", &["range", "roundrobin"]), 0, &c));
@@ -334,6 +378,7 @@ fn static_member_restart_keeps_its_assignment_without_a_rebalance() {
     let mut g = Group::new("g", 0);
     // Static members get their id at once (no MEMBER_ID_REQUIRED).
     let mut a = later(g.join(static_req("a", ""), 0, &c));
+    g.tick(0, &c);
     let ra = ready(&mut a);
     let mut b = later(g.join(static_req("b", ""), 0, &c));
     let mut a = later(g.join(static_req("a", &ra.member_id), 0, &c));
@@ -383,6 +428,7 @@ fn static_leader_restart_does_not_rebalance() {
     let c = cfg(0);
     let mut g = Group::new("g", 0);
     let mut a = later(g.join(static_req("a", ""), 0, &c));
+    g.tick(0, &c);
     let ra = ready(&mut a);
     let mut b = later(g.join(static_req("b", ""), 0, &c));
     let mut a = later(g.join(static_req("a", &ra.member_id), 0, &c));
