@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The consumer-group scenario of franz_group.sh for another client: kafka-python, aiokafka,
-# kafkajs or java (the Java client's KafkaConsumer, classic protocol). Each member is its own
-# process (kafka_python_groupmember.py, aiokafka_groupmember.py, kafkajs_groupmember.js,
-# sluice.interop.GroupMember) printing the same lines as interop/go/cmd/franzgroup:
+# The consumer-group scenario, for one client: kafka-python, aiokafka, kafkajs, franz-go (kgo,
+# cooperative-sticky by default) or java (the Java client's KafkaConsumer, classic protocol).
+# Each member is its own process (kafka_python_groupmember.py, aiokafka_groupmember.py,
+# kafkajs_groupmember.js, interop/go/cmd/franzgroup, sluice.interop.GroupMember) printing:
 #   config ...            what it offers in JoinGroup (assignors, session timeout)
 #   assigned GEN P,P,...  its whole assignment after every change ("-" when empty)
 #   record P O KEY        a record it read
@@ -33,8 +33,8 @@ PY="$HERE/../python/.venv/bin/python"
 LIB="$HERE/../java/target/lib"
 JAR="$HERE/../java/target/interop-client.jar"
 TIMEOUT="${INTEROP_TIMEOUT:-60}"
-B="${1:?usage: $0 BOOTSTRAP kafka-python|aiokafka|kafkajs|java}"
-C="${2:?usage: $0 BOOTSTRAP kafka-python|aiokafka|kafkajs|java}"
+B="${1:?usage: $0 BOOTSTRAP kafka-python|aiokafka|kafkajs|franz-go|java}"
+C="${2:?usage: $0 BOOTSTRAP kafka-python|aiokafka|kafkajs|franz-go|java}"
 T="groups-$C-$$-$RANDOM" G="grp-$C-$$-$RANDOM" P=6 N=60
 work="$(mktemp -d)"
 declare -A pid=()
@@ -44,6 +44,7 @@ case "$C" in
   kafka-python) NAME="kafka-python (KafkaConsumer)" ;;
   aiokafka) NAME="aiokafka (AIOKafkaConsumer)" ;;
   kafkajs) NAME="kafkajs (consumer.run eachBatch)" ;;
+  franz-go) NAME="franz-go (kgo)" ;;
   java) NAME="Java KafkaConsumer (classic)" ;;
   *) echo "FAIL: unknown client $C" >&2; exit 1 ;;
 esac
@@ -65,7 +66,7 @@ fail() {
   done
   exit 1
 }
-[[ -x "$GO/franz" ]] || fail "$GO/franz not built (scripts/install-deps.sh)"
+[[ -x "$GO/franz" && -x "$GO/franzgroup" ]] || fail "$GO/franz and franzgroup not built (scripts/install-deps.sh)"
 
 # member_cmd NAME ARGS...: the command line of a member of client $C
 member_cmd() {
@@ -74,6 +75,7 @@ member_cmd() {
     kafka-python) echo "$PY" "$HERE/kafka_python_groupmember.py" ;;
     aiokafka) echo "$PY" "$HERE/aiokafka_groupmember.py" ;;
     kafkajs) echo node "$HERE/kafkajs_groupmember.js" ;;
+    franz-go) echo "$GO/franzgroup" ;;
     java) echo java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
       "-Dlog4j2.configurationFile=$HERE/log4j2-member.properties" "-Dmember.coordlog=$work/$m.coord" \
       -cp "$JAR:$LIB/*" sluice.interop.GroupMember ;;

@@ -4,7 +4,7 @@
 #    kafka-consumer-groups tool (ConsumerGroupCommand, from the Maven Central jars) then lists,
 #    describes (with lag), resets and deletes the group;
 #  - the full group scenario for each of kafka-python, aiokafka, kafkajs, the Java client's
-#    KafkaConsumer (client_group.sh) and franz-go (franz_group.sh), one process per member:
+#    KafkaConsumer and franz-go (client_group.sh), one process per member:
 #    3 members split 6 partitions 2+2+2, one leaves (LeaveGroup) and two take 3+3, one is
 #    SIGKILLed and after its 6 s session timeout two take 3+3, a new member resumes committed
 #    offsets; every record read exactly once. They run in two lanes at once; each prints its
@@ -76,7 +76,7 @@ echo "PASS: kafka-python group (a member read $N records once and left), kafka-c
 lane() {
   local n="$1" c st=0; shift
   for c; do
-    if [[ $c == franz-go ]]; then "$HERE/franz_group.sh" "$B"; else "$HERE/client_group.sh" "$B" "$c"; fi || st=1
+    "$HERE/client_group.sh" "$B" "$c" || st=1
   done >"$work/lane$n.out" 2>&1
   return "$st"
 }

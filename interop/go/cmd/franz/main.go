@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"sluice.dev/interop/kgolog"
 	"sluice.dev/interop/spec"
 )
 
@@ -44,17 +45,6 @@ func newAdmin(a spec.Args) (*kgo.Client, *kadm.Client) {
 		spec.Fail("client: %v", err)
 	}
 	return cl, kadm.NewClient(cl)
-}
-
-// logOpt turns on kgo's own log on stderr when FRANZ_LOG is set (debug, info, warn or error).
-func logOpt() kgo.Opt {
-	levels := map[string]kgo.LogLevel{"debug": kgo.LogLevelDebug, "info": kgo.LogLevelInfo,
-		"warn": kgo.LogLevelWarn, "error": kgo.LogLevelError}
-	level, ok := levels[os.Getenv("FRANZ_LOG")]
-	if !ok {
-		level = kgo.LogLevelNone
-	}
-	return kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil))
 }
 
 func ctxT(d time.Duration) (context.Context, context.CancelFunc) {
@@ -101,7 +91,7 @@ func produce(a spec.Args) {
 	// defaults otherwise: idempotent, acks=all
 	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.ClientID(clientID),
 		kgo.DefaultProduceTopic(a.Topic), kgo.ProducerBatchCompression(codec(a.Codec)),
-		kgo.ProducerLinger(5*time.Millisecond), logOpt())
+		kgo.ProducerLinger(5*time.Millisecond), kgolog.Opt())
 	if err != nil {
 		spec.Fail("client: %v", err)
 	}

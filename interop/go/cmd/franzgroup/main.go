@@ -1,11 +1,11 @@
 // A consumer-group member on franz-go's kgo (classic group protocol, kgo's default balancer:
-// cooperative-sticky), driven by interop/groups/franz_group.sh.
+// cooperative-sticky), driven by interop/groups/client_group.sh.
 //
-//	franzgroup --bootstrap B --topic T --group G [--session-timeout 6s] [--max N]
+//	franzgroup --bootstrap B --topic T --group G [--session-timeout-ms MS] [--max N]
 //
 // It joins G subscribed to T and prints one line per event on stdout:
 //
-//	config balancers=B session.timeout=D   first: what it offers in JoinGroup
+//	config balancers=B session.timeout=MS  first: what it offers in JoinGroup
 //	assigned GEN P,P,...   its whole assignment after every change, with the generation it
 //	                       was seen in ("-" when empty)
 //	record P O KEY         a record it polled (partition, offset, key)
@@ -38,6 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"sluice.dev/interop/kgolog"
 	"sluice.dev/interop/spec"
 )
 
@@ -51,17 +52,6 @@ func say(format string, a ...any) {
 	outMu.Lock()
 	defer outMu.Unlock()
 	fmt.Fprintf(os.Stdout, format+"\n", a...)
-}
-
-// logOpt turns on kgo's own log on stderr when FRANZ_LOG is set (debug, info, warn or error).
-func logOpt() kgo.Opt {
-	levels := map[string]kgo.LogLevel{"debug": kgo.LogLevelDebug, "info": kgo.LogLevelInfo,
-		"warn": kgo.LogLevelWarn, "error": kgo.LogLevelError}
-	level, ok := levels[os.Getenv("FRANZ_LOG")]
-	if !ok {
-		level = kgo.LogLevelNone
-	}
-	return kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil))
 }
 
 // change applies an assignment change from a rebalance callback and prints the whole
@@ -101,15 +91,15 @@ func main() {
 	bootstrap := flag.String("bootstrap", "", "bootstrap server host:port")
 	topic := flag.String("topic", "", "topic to subscribe to")
 	group := flag.String("group", "", "consumer group id")
-	session := flag.Duration("session-timeout", 0, "session timeout (0: kgo's default, 45 s)")
+	sessionMs := flag.Int("session-timeout-ms", 0, "session timeout in ms (0: kgo's default, 45 s)")
 	max := flag.Int("max", 0, "leave after reading and committing this many records (0: until SIGTERM)")
 	flag.Parse()
 	if *bootstrap == "" || *topic == "" || *group == "" {
-		spec.Fail("usage: franzgroup --bootstrap B --topic T --group G [--session-timeout D] [--max N]")
+		spec.Fail("usage: franzgroup --bootstrap B --topic T --group G [--session-timeout-ms MS] [--max N]")
 	}
 
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(*bootstrap), kgo.ClientID("interop-franz-go-group"), logOpt(),
+		kgo.SeedBrokers(*bootstrap), kgo.ClientID("interop-franz-go-group"), kgolog.Opt(),
 		kgo.ConsumerGroup(*group), kgo.ConsumeTopics(*topic),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		// rebalances are noticed through heartbeats; kgo's default interval is 3 s
@@ -127,8 +117,8 @@ func main() {
 			change(cl, *topic, m, false)
 		}),
 	}
-	if *session > 0 {
-		opts = append(opts, kgo.SessionTimeout(*session))
+	if *sessionMs > 0 {
+		opts = append(opts, kgo.SessionTimeout(time.Duration(*sessionMs)*time.Millisecond))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -141,7 +131,8 @@ func main() {
 	for _, b := range cl.OptValue(kgo.Balancers).([]kgo.GroupBalancer) {
 		names = append(names, b.ProtocolName())
 	}
-	say("config balancers=%s session.timeout=%v", strings.Join(names, ","), cl.OptValue(kgo.SessionTimeout))
+	say("config balancers=%s session.timeout=%d", strings.Join(names, ","),
+		cl.OptValue(kgo.SessionTimeout).(time.Duration).Milliseconds())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
