@@ -96,7 +96,12 @@ EOF
              "-Dlog4j2.configurationFile=$DIR/log4j2.properties")
   if [[ ! -f "$DIR/data/meta.properties" ]]; then
     local cid
-    cid="$(python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # (an id starting with '-' would be read by StorageTool as an option)
+    cid="$(python3 -c 'import uuid,base64
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        print(c); break')"
     java -Xmx256m "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIB/*" \
       kafka.tools.StorageTool format -t "$cid" -c "$DIR/server.properties" > "$DIR/format.log" 2>&1 \
       || { echo "kafka-ref: storage format failed:" >&2; cat "$DIR/format.log" >&2; exit 1; }
