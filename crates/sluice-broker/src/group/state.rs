@@ -1034,10 +1034,13 @@ impl Group {
         Some(topics)
     }
 
-    /// Offsets due to expire (`offsets.retention.minutes`): all of an empty consumer group's
-    /// once it has been empty that long (KIP-211), each of a simple group's by commit time.
+    /// Offsets due to expire (`offsets.retention.minutes`), as Kafka's
+    /// `GroupMetadata.removeExpiredOffsets`: all of an empty group's once it has been empty that
+    /// long (KIP-211); each of a simple group's by commit time; and in a stable consumer group,
+    /// by commit time, those of topics no member subscribes to any more (KIP-496).
     pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
-        let expired: Vec<(String, i32)> = match (&self.protocol_type, self.state) {
+        let old = |o: &OffsetValue| o.commit_timestamp_ms.saturating_add(retention_ms) <= now_ms;
+        let expired: Vec<(String, i32)> = match (self.protocol_type.as_deref(), self.state) {
             (Some(_), GroupState::Empty) => {
                 if self.state_timestamp_ms.saturating_add(retention_ms) <= now_ms {
                     self.offsets.keys().cloned().collect()
@@ -1048,9 +1051,18 @@ impl Group {
             (None, GroupState::Empty) => self
                 .offsets
                 .iter()
-                .filter(|(_, o)| o.commit_timestamp_ms.saturating_add(retention_ms) <= now_ms)
+                .filter(|(_, o)| old(o))
                 .map(|(k, _)| k.clone())
                 .collect(),
+            (Some("consumer"), GroupState::Stable) => match self.subscribed_topics() {
+                Some(subscribed) => self
+                    .offsets
+                    .iter()
+                    .filter(|((topic, _), o)| !subscribed.contains(topic) && old(o))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                None => Vec::new(),
+            },
             _ => Vec::new(),
         };
         for k in &expired {

@@ -23,11 +23,24 @@ fn join_req(member_id: &str, protocols: &[&str]) -> JoinRequest {
         protocol_type: "consumer".into(),
         protocols: protocols
             .iter()
-            .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+            .map(|p| (p.to_string(), subscription(&["t"])))
             .collect(),
         require_known_member_id: true,
         ..JoinRequest::default()
     }
+}
+
+/// Consumer-protocol metadata (`ConsumerProtocolSubscription` v0) subscribing to `topics`.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
+    Bytes::from(b)
 }
 
 fn now<T: std::fmt::Debug>(r: Reply<T>) -> T {
@@ -581,10 +594,21 @@ fn offsets_of_an_empty_group_expire_after_retention() {
         commit_timestamp_ms: ts,
     };
     g.set_offset("t", 0, value(0));
-    assert!(
-        g.expire_offsets(i64::MAX / 2, 1_000).is_empty(),
-        "active groups keep offsets"
+    // KIP-496: a stable group keeps the offsets of topics it subscribes to ("t"), and drops
+    // those of other topics once they are older than the retention.
+    g.set_offset("gone", 0, value(50));
+    g.set_offset("gone", 1, value(900));
+    assert!(g.expire_offsets(1_049, 1_000).is_empty());
+    assert_eq!(
+        g.expire_offsets(1_050, 1_000),
+        vec![("gone".to_string(), 0)]
     );
+    assert_eq!(
+        g.expire_offsets(i64::MAX / 2, 1_000),
+        vec![("gone".to_string(), 1)],
+        "subscribed topics' offsets stay while the group is active"
+    );
+    assert!(g.offset("t", 0).is_some());
     assert_eq!(g.leave(&ids[0], None, 100, &c), None);
     assert_eq!(g.state(), GroupState::Empty);
     assert!(g.expire_offsets(1_099, 1_000).is_empty());
