@@ -24,7 +24,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use sluice_testkit::TestServer;
+use sluice_testkit::{block_on, TestServer};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -59,14 +59,9 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = rt
-        .block_on(admin.create_topics(&[new], &AdminOptions::new()))
-        .expect("create topics");
+    let results =
+        block_on(admin.create_topics(&[new], &AdminOptions::new())).expect("create topics");
     for r in results {
         if let Err((name, code)) = r {
             assert_eq!(

@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_testkit::TestServer;
+use sluice_testkit::{block_on, TestServer};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -51,14 +51,6 @@ fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin")
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {

@@ -31,7 +31,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_testkit::{wait_for, TestServer};
+use sluice_testkit::{block_on, wait_for, TestServer};
 
 /// Session timeout the members use: short, so that a killed member is noticed quickly.
 const SESSION_MS: &str = "3000";
@@ -47,14 +47,6 @@ fn server() -> TestServer {
             "offsets.topic.num.partitions=5",
         ],
     )
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
