@@ -401,17 +401,7 @@ fn commits_survive_restart_and_cli_shows_lag() {
     let m = Member::start_committing(&b, "g5", "kept", &[], Some(5));
     assert!(wait_for(SETTLE, || m.seen.lock().unwrap().len() >= 30));
     // While the member is active, resetting is refused.
-    let (ok, text) = cli(
-        &b,
-        &[
-            "group",
-            "reset-offsets",
-            "g5",
-            "--topic",
-            "kept",
-            "--to-earliest",
-        ],
-    );
+    let (ok, text) = reset_kept(&b, &["--to-earliest"]);
     assert!(!ok, "reset of an active group: {text}");
     m.close();
     assert!(s.stop(), "clean stop");
@@ -424,32 +414,11 @@ fn commits_survive_restart_and_cli_shows_lag() {
         ok && text.contains("g5") && text.contains("Empty"),
         "{text}"
     );
-    let (ok, text) = cli(
-        &b,
-        &[
-            "group",
-            "reset-offsets",
-            "g5",
-            "--topic",
-            "kept",
-            "--to-offset",
-            "8",
-        ],
-    );
+    let (ok, text) = reset_kept(&b, &["--to-offset", "8"]);
     assert!(ok, "{text}");
     let (_, text) = cli(&b, &["group", "describe", "g5"]);
     assert_eq!(lags(&text, "kept"), vec![(0, 2), (1, 2), (2, 2)], "{text}");
-    let (ok, text) = cli(
-        &b,
-        &[
-            "group",
-            "reset-offsets",
-            "g5",
-            "--topic",
-            "kept",
-            "--to-earliest",
-        ],
-    );
+    let (ok, text) = reset_kept(&b, &["--to-earliest"]);
     assert!(ok, "{text}");
     let (_, text) = cli(&b, &["group", "describe", "g5"]);
     assert_eq!(
@@ -461,6 +430,13 @@ fn commits_survive_restart_and_cli_shows_lag() {
     let again = Member::start(&b, "g5", "kept", &[]);
     assert!(wait_for(SETTLE, || again.seen.lock().unwrap().len() >= 30));
     assert!(again.seen.lock().unwrap().iter().any(|(_, o)| *o == 0));
+}
+
+/// `sluice group reset-offsets g5 --topic kept ARGS...`: (success, output).
+fn reset_kept(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["group", "reset-offsets", "g5", "--topic", "kept"];
+    all.extend_from_slice(args);
+    cli(bootstrap, &all)
 }
 
 fn sb(s: &str) -> StrBytes {
