@@ -508,6 +508,49 @@ impl Log {
         self.write_locked(&mut inner, batches, now_ms, AppendOrigin::Replication, None)
     }
 
+    /// Appends batches written by a coordinator of this broker: transaction markers (control
+    /// batches) and transactional offset commits. Like a leader append, offsets and the leader
+    /// epoch are assigned here; producer epochs are checked (an older epoch is fenced) but not
+    /// sequences, and control batches are allowed. Kafka's `AppendOrigin.COORDINATOR`.
+    pub fn append_as_coordinator(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        if batches.is_empty() {
+            return Err(LogError::InvalidRecord("no record batch in append".into()));
+        }
+        for item in BatchIter::new(batches) {
+            item?;
+        }
+        self.check_offset_span(batches)?;
+        let mut inner = self.lock_inner()?;
+        for item in BatchIter::without_crc(batches) {
+            let (header, _) = item?;
+            if header.has_producer_id() {
+                inner.producers.check(&header, AppendOrigin::Coordinator)?;
+            }
+        }
+        let mut next_offset = self.log_end_offset();
+        let mut position = 0;
+        while position < batches.len() {
+            let header = BatchHeader::parse(&batches[position..])?;
+            let batch_bytes = &mut batches[position..position + header.total_size()];
+            batch::set_base_offset(batch_bytes, next_offset);
+            batch::set_partition_leader_epoch(batch_bytes, leader_epoch);
+            next_offset += i64::from(header.last_offset_delta) + 1;
+            position += header.total_size();
+        }
+        self.write_locked(
+            &mut inner,
+            batches,
+            now_ms,
+            AppendOrigin::Coordinator,
+            Some(leader_epoch),
+        )
+    }
+
     /// Producer-facing checks that need no lock: structure, CRC, sizes, counts, timestamps.
     fn validate_client_batches(&self, batches: &[u8], now_ms: i64) -> Result<()> {
         if batches.is_empty() {

@@ -34,6 +34,9 @@ pub enum AppendOrigin {
     Client,
     /// Replication or recovery: state is taken as written.
     Replication,
+    /// A coordinator of this broker (transaction markers, transactional offset commits):
+    /// the epoch is checked, sequences are not (these batches carry none).
+    Coordinator,
 }
 
 /// What is remembered about one batch of a producer.
@@ -105,6 +108,9 @@ impl ProducerStateEntry {
                 epoch,
                 current_epoch: self.producer_epoch,
             });
+        }
+        if origin == AppendOrigin::Coordinator {
+            return Ok(());
         }
         let first_seq = header.base_sequence;
         let in_order = if epoch != self.producer_epoch {

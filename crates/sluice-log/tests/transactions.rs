@@ -288,3 +288,81 @@ fn idle_producers_expire_unless_a_transaction_is_open() {
     assert!(log.producer_state(1).unwrap().is_none());
     assert!(log.producer_state(2).unwrap().is_none());
 }
+
+/// A batch of producer `pid` at `epoch` (offset 0: the log assigns offsets).
+fn at_epoch(mut bytes: Vec<u8>, epoch: i16) -> Vec<u8> {
+    // producerEpoch sits at byte 51 of a v2 batch; it is covered by the CRC, so re-encode.
+    let header = sluice_proto::batch::BatchHeader::parse(&bytes).unwrap();
+    let mut spec = BatchSpec {
+        producer_id: header.producer_id,
+        producer_epoch: epoch,
+        base_timestamp: header.base_timestamp,
+        ..BatchSpec::default()
+    };
+    if header.is_control() {
+        let commit = sluice_proto::batch::control_type(&bytes)
+            == Some(sluice_proto::batch::ControlType::Commit);
+        bytes.clear();
+        encode_end_txn_marker(&mut bytes, &spec, commit, 5);
+        return bytes;
+    }
+    spec.base_sequence = header.base_sequence;
+    spec.transactional = header.is_transactional();
+    batch_with(header.records_count as usize, 16, spec)
+}
+
+/// Goal: the coordinator path assigns offsets to markers (which a client append refuses),
+/// fences an older producer epoch, skips sequence checks, and a marker at a bumped epoch fences
+/// the producer's old epoch for later client appends.
+#[test]
+fn coordinator_appends_markers_and_fences_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(), false);
+    let mut data = at_epoch(txn_data(7, 0, 0, 3), 0);
+    log.append_as_leader(&mut data, 0, 1_000).unwrap();
+    assert_eq!(log.last_stable_offset(), 0);
+
+    let mut client_marker = marker(7, 0, true);
+    assert!(
+        log.append_as_leader(&mut client_marker, 0, 1_000).is_err(),
+        "clients may not write control batches"
+    );
+
+    // Commit at the producer's epoch: offset 3, LSO past it.
+    let mut commit = marker(7, 0, true);
+    let info = log.append_as_coordinator(&mut commit, 0, 1_000).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (3, 3));
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), 4);
+
+    // The next transaction continues the sequence at the same epoch.
+    let mut next = at_epoch(txn_data(7, 0, 3, 2), 0);
+    log.append_as_leader(&mut next, 0, 1_000).unwrap();
+    assert_eq!(log.last_stable_offset(), 4);
+
+    // A timed-out transaction is aborted at a bumped epoch 1, which fences epoch 0.
+    let mut abort = at_epoch(marker(7, 0, false), 1);
+    let info = log.append_as_coordinator(&mut abort, 0, 1_000).unwrap();
+    assert_eq!(info.first_offset, 6);
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), 7);
+    assert_eq!(
+        log.aborted_transactions(0, 7).unwrap(),
+        vec![aborted(7, 4, 6, 7)]
+    );
+    let mut stale = at_epoch(txn_data(7, 0, 5, 1), 0);
+    assert!(matches!(
+        log.append_as_leader(&mut stale, 0, 1_000),
+        Err(sluice_log::LogError::InvalidProducerEpoch { .. })
+    ));
+    let mut stale_marker = at_epoch(marker(7, 0, true), 0);
+    assert!(log
+        .append_as_coordinator(&mut stale_marker, 0, 1_000)
+        .is_err());
+    assert_eq!(log.log_end_offset(), 7, "rejected appends wrote nothing");
+
+    // The re-initialised producer starts epoch 2 at sequence 0.
+    let mut fresh = at_epoch(txn_data(7, 0, 0, 1), 2);
+    log.append_as_leader(&mut fresh, 0, 1_000).unwrap();
+    assert_eq!(log.log_end_offset(), 8);
+}
