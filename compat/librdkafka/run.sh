@@ -5,6 +5,7 @@
 #
 # Tests come from tests.allow beside this script (or $RDK_TESTS). A line there is
 #   NNNN [scenario=noautocreate] [full] [version=X.Y.Z] [nolocal] [skipok=NAME[,NAME...]]
+#        [initialdelay] [groupprotocol=classic|consumer]
 # `scenario=noautocreate` runs the test against a server with auto.create.topics.enable=false
 # (librdkafka's "noautocreate" scenario); `full` runs it without -Q (for tests that skip
 # themselves in quick mode); `version=` overrides TEST_KAFKA_VERSION for that test (the runner
@@ -13,15 +14,21 @@
 # in-process mock cluster and never contact the broker), and they do not count; `skipok=` names
 # sub-tests (NNNN_name as in the runner's summary) whose SKIPPED does not fail the test (for
 # sub-tests of another scenario, which the runner skips; each use is explained in FINDINGS.md).
-# The same test may be listed once per scenario; a non-default scenario's log is NNNN.SCENARIO.log.
+# `initialdelay` runs the test against a server started with Kafka's default
+# group.initial.rebalance.delay.ms (3000) instead of 0 (for tests whose members must land in a
+# group's first generation together; see FINDINGS.md, 0089); `groupprotocol=` sets the
+# runner's TEST_CONSUMER_GROUP_PROTOCOL (its consumers' group.protocol; default classic).
+# The same test may be listed once per scenario; a non-default scenario's log is NNNN.SCENARIO.log,
+# and a test listed with a group protocol other than classic logs to NNNN.PROTOCOL.log.
 #
 # Without BOOTSTRAP a Sluice server is started here (binary from $SLUICE_BIN, else
 # target/release/sluice, else target/debug/sluice) on a free port with a temporary data dir,
 # auto.create.topics.enable=true, num.partitions=4 and group.initial.rebalance.delay.ms=0 (as
 # scripts/kafka-ref.sh; it only speeds up each group's first join), and killed on exit; a second
-# one with auto.create.topics.enable=false is started when a noautocreate test is run. With
-# BOOTSTRAP, noautocreate tests use NOAUTOCREATE_BOOTSTRAP (or $RDK_NOAUTOCREATE_BOOTSTRAP) and
-# fail without one.
+# one with auto.create.topics.enable=false is started when a noautocreate test is run, and one
+# with Kafka's default initial delay when an `initialdelay` test is run. With BOOTSTRAP,
+# noautocreate tests use NOAUTOCREATE_BOOTSTRAP (or $RDK_NOAUTOCREATE_BOOTSTRAP) and
+# `initialdelay` tests $RDK_INITIALDELAY_BOOTSTRAP, and fail without one.
 #
 # Env:
 #   RDK_TESTS        tests to run, space separated, options as in tests.allow joined by ':'
@@ -73,10 +80,11 @@ find_bin() {
     echo "librdkafka: no sluice binary (set SLUICE_BIN or cargo build -p sluice)" >&2; exit 1; }
 }
 
-# start_sluice NAME AUTOCREATE -> sets STARTED to host:port once it accepts connections.
+# start_sluice NAME AUTOCREATE INITIAL_DELAY_MS -> sets STARTED to host:port once it accepts
+# connections.
 STARTED=""; STARTED_PID=""
 start_sluice() {
-  local name="$1" autocreate="$2" port pid deadline
+  local name="$1" autocreate="$2" delay_ms="$3" port pid deadline
   [ -n "$BIN" ] || find_bin
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   mkdir -p "$WORK/$name"
@@ -85,7 +93,7 @@ start_sluice() {
     --override "log.dirs=$WORK/$name" \
     --override "auto.create.topics.enable=$autocreate" \
     --override num.partitions=4 \
-    --override group.initial.rebalance.delay.ms=0 \
+    --override "group.initial.rebalance.delay.ms=$delay_ms" \
     >"$LOG_DIR/sluice-$name.log" 2>&1 &
   pid=$!
   disown "$pid"   # no "Killed" job notice if it dies; still reaped, still killed on exit
@@ -99,24 +107,28 @@ start_sluice() {
     sleep 0.1
   done
   STARTED="127.0.0.1:$port"; STARTED_PID="$pid"
-  echo "librdkafka: sluice ($name, auto.create.topics.enable=$autocreate) on $STARTED, log $LOG_DIR/sluice-$name.log"
+  echo "librdkafka: sluice ($name, auto.create.topics.enable=$autocreate," \
+    "group.initial.rebalance.delay.ms=$delay_ms) on $STARTED, log $LOG_DIR/sluice-$name.log"
 }
 
 declare -A BOOTSTRAP=()
 if [ $# -ge 1 ]; then BOOTSTRAP[default]="$1"; fi
 if [ $# -ge 2 ]; then BOOTSTRAP[noautocreate]="$2"
 elif [ -n "${RDK_NOAUTOCREATE_BOOTSTRAP:-}" ]; then BOOTSTRAP[noautocreate]="$RDK_NOAUTOCREATE_BOOTSTRAP"; fi
+if [ -n "${RDK_INITIALDELAY_BOOTSTRAP:-}" ]; then BOOTSTRAP[initialdelay]="$RDK_INITIALDELAY_BOOTSTRAP"; fi
 EXTERNAL=$(( $# >= 1 ))
 
-# bootstrap_for SCENARIO -> sets BS (starting a server for it if needed and allowed).
+# bootstrap_for SERVER -> sets BS (starting that server if needed and allowed). SERVER is the
+# scenario, or `initialdelay` (default scenario, Kafka's default initial rebalance delay).
 declare -A SERVER_OF=()
 bootstrap_for() {
   local sc="$1" pid
   if [ -z "${BOOTSTRAP[$sc]:-}" ]; then
     if [ "$EXTERNAL" = 1 ]; then BS=""; WHY="no broker for scenario $sc"; return; fi
     case "$sc" in
-      default) start_sluice default true ;;
-      noautocreate) start_sluice noautocreate false ;;
+      default) start_sluice default true 0 ;;
+      noautocreate) start_sluice noautocreate false 0 ;;
+      initialdelay) start_sluice initialdelay true 3000 ;;
       *) BS=""; WHY="unknown scenario $sc"; return ;;
     esac
     BOOTSTRAP[$sc]="$STARTED"; SERVER_OF[$sc]="$STARTED_PID"
@@ -150,7 +162,7 @@ total_start=$(date +%s)
 for spec in "${SPECS[@]}"; do
   IFS=: read -r -a parts <<<"$spec"
   t="${parts[0]}"; scenario=default; quick=-Q; version="$TEST_KAFKA_VERSION"; local_flag=""
-  skipok=""
+  skipok=""; server=""; protocol=classic
   for opt in "${parts[@]:1}"; do
     case "$opt" in
       scenario=*) scenario="${opt#scenario=}" ;;
@@ -158,12 +170,18 @@ for spec in "${SPECS[@]}"; do
       version=*) version="${opt#version=}" ;;
       nolocal) local_flag=-L ;;
       skipok=*) skipok="${opt#skipok=}" ;;
+      initialdelay) server=initialdelay ;;
+      groupprotocol=*) protocol="${opt#groupprotocol=}" ;;
       *) echo "librdkafka: unknown option '$opt' for test $t" >&2; exit 2 ;;
     esac
   done
   log="$LOG_DIR/$t.log"
   [ "$scenario" = default ] || log="$LOG_DIR/$t.$scenario.log"
-  bootstrap_for "$scenario"
+  [ "$protocol" = classic ] || log="${log%.log}.$protocol.log"
+  if [ -n "$server" ] && [ "$scenario" != default ]; then
+    echo "librdkafka: test $t: initialdelay only with the default scenario" >&2; exit 2
+  fi
+  bootstrap_for "${server:-$scenario}"
   if [ -z "$BS" ]; then
     failed=$((failed + 1)); failed_list+=("$t"); printf 'FAIL %s (%s)\n' "$t" "$WHY"; continue
   fi
@@ -177,7 +195,7 @@ for spec in "${SPECS[@]}"; do
   set +e
   # The outer subshell keeps bash's "Killed"/"Aborted" job notices out of our output.
   ( (cd "$TESTS_DIR" && exec env TESTS="$t" TEST_SCENARIO="$scenario" TEST_KAFKA_VERSION="$version" \
-      RDKAFKA_TEST_CONF="$conf" \
+      RDKAFKA_TEST_CONF="$conf" TEST_CONSUMER_GROUP_PROTOCOL="$protocol" \
       timeout -k 10 "$TIMEOUT" ./test-runner -p1 $quick $local_flag -E) >"$log" 2>&1; exit $? ) 2>/dev/null
   rc=$?
   set -e
