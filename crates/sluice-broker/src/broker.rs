@@ -126,6 +126,8 @@ pub struct Broker {
     pub data_arrived: Notify,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: GroupCoordinator,
+    /// The transaction coordinator.
+    pub txns: crate::txn::TxnCoordinator,
 }
 
 impl Broker {
@@ -149,6 +151,7 @@ impl Broker {
         }
         let next = image.next_producer_id;
         let groups = GroupCoordinator::new(crate::group::coordinator_config(&config));
+        let txns = crate::txn::TxnCoordinator::new(crate::txn::TxnConfig::from_broker(&config));
         let broker = Broker {
             config,
             topics: RwLock::new(topics),
@@ -160,10 +163,12 @@ impl Broker {
             logs,
             data_arrived: Notify::new(),
             groups,
+            txns,
         };
         if let Some(t) = broker.topic(crate::group::OFFSETS_TOPIC) {
             broker.groups.load(t)?;
         }
+        broker.txns.load(&broker)?;
         Ok(broker)
     }
 

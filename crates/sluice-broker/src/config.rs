@@ -127,6 +127,19 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: i64,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i64,
+    /// `transactional.id.expiration.ms`: a transactional id idle this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_timed_out_interval_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_remove_expired_interval_ms: i64,
+    /// `transaction.partition.verification.enable`: a transactional batch is only written to a
+    /// partition its transaction has added (KIP-890 part 1).
+    pub transaction_partition_verification_enable: bool,
 }
 
 /// Broker properties that set a topic-level default: (broker name, topic name, Kafka default).
@@ -232,6 +245,12 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_abort_timed_out_interval_ms: 10_000,
+            transaction_remove_expired_interval_ms: 3_600_000,
+            transaction_partition_verification_enable: true,
         }
     }
 }
@@ -404,6 +423,33 @@ impl BrokerConfig {
             | "offsets.retention.check.interval.ms"
             | "offsets.topic.num.partitions"
             | "offset.metadata.max.bytes" => self.set_group(name, value)?,
+            "transaction.state.log.num.partitions"
+            | "transaction.max.timeout.ms"
+            | "transactional.id.expiration.ms"
+            | "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+            | "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                let n: i64 = parse_num(name, value)?;
+                if n < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                match name {
+                    "transaction.state.log.num.partitions" => {
+                        self.transaction_state_log_num_partitions = i32::try_from(n)
+                            .ok()
+                            .filter(|n| *n <= crate::broker::PARTITIONS_MAX)
+                            .ok_or_else(|| invalid(name, value, "too many partitions"))?
+                    }
+                    "transaction.max.timeout.ms" => self.transaction_max_timeout_ms = n,
+                    "transactional.id.expiration.ms" => self.transactional_id_expiration_ms = n,
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                        self.transaction_abort_timed_out_interval_ms = n
+                    }
+                    _ => self.transaction_remove_expired_interval_ms = n,
+                }
+            }
+            "transaction.partition.verification.enable" => {
+                self.transaction_partition_verification_enable = parse_bool(name, value)?
+            }
             _ => {
                 if let Some((_, topic_name, _)) = LOG_DEFAULTS.iter().find(|(b, _, _)| *b == name) {
                     crate::topic_config::validate(topic_name, value)

@@ -7,11 +7,13 @@ pub mod connection;
 pub mod error;
 pub mod group;
 mod handlers;
+pub mod internal;
 pub mod metadata_store;
 pub mod partition;
 pub mod server;
 pub mod shutdown;
 pub mod topic_config;
+pub mod txn;
 pub mod zero_copy;
 
 pub use broker::Broker;

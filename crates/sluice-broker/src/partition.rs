@@ -193,6 +193,10 @@ impl Partition {
         if !meta.exists() {
             std::fs::write(&meta, format!("version: 0\ntopic_id: {topic_id}\n"))?;
         }
+        // As Kafka's leader does on taking leadership with itself the only in-sync replica, the
+        // high watermark starts at the log end: after a crash the checkpointed one may be stale,
+        // and records the log recovered would otherwise stay unreadable until the next append.
+        log.set_high_watermark(log.log_end_offset());
         Ok(Partition {
             topic: topic.to_string(),
             index,
@@ -273,6 +277,46 @@ impl Partition {
         self.log.set_high_watermark(self.log.log_end_offset());
         self.high_watermark_advanced.notify_waiters();
         Ok(appended)
+    }
+
+    /// Appends batches a coordinator of this broker wrote: transaction markers and
+    /// transactional offset commits (`sluice_log::Log::append_as_coordinator`).
+    pub fn append_from_coordinator(&self, batches: &mut [u8], now_ms: i64) -> Result<(), ApiError> {
+        let info = self
+            .log
+            .append_as_coordinator(batches, self.leader_epoch(), now_ms)?;
+        if info.flush_due {
+            let log = self.log.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = log.flush() {
+                    tracing::error!(error = %e, "flush failed");
+                }
+            });
+        }
+        self.log.set_high_watermark(self.log.log_end_offset());
+        self.high_watermark_advanced.notify_waiters();
+        Ok(())
+    }
+
+    /// Writes the marker that ends producer `producer_id`'s transaction in this partition: a
+    /// commit or abort control batch at the coordinator's `epoch` for the producer.
+    pub fn write_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        let spec = sluice_proto::batch::BatchSpec {
+            producer_id,
+            producer_epoch,
+            base_timestamp: now_ms,
+            ..Default::default()
+        };
+        let mut batch = Vec::with_capacity(80);
+        sluice_proto::batch::encode_end_txn_marker(&mut batch, &spec, commit, coordinator_epoch);
+        self.append_from_coordinator(&mut batch, now_ms)
     }
 
     /// Refuses an `acks=all` write when fewer replicas are in sync than `min.insync.replicas`

@@ -97,6 +97,7 @@ pub async fn run(
     let checkpointer = tokio::spawn(checkpoint_loop(broker.clone()));
     let producer_expiry = tokio::spawn(producer_expiry_loop(broker.clone()));
     let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
+    let txn_timers = tokio::spawn(crate::txn::run_timers(broker.clone()));
     tokio::select! {
         res = server.run() => {
             if let Err(e) = res {
@@ -113,6 +114,7 @@ pub async fn run(
     checkpointer.abort();
     producer_expiry.abort();
     group_timers.abort();
+    txn_timers.abort();
     drop(notify_shutdown);
     drop(shutdown_complete);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;

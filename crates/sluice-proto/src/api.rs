@@ -59,6 +59,12 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // Transactions with the classic protocol (transaction.version 1): v4+ of AddPartitionsToTxn
+    // is broker-to-broker, v5 of EndTxn/TxnOffsetCommit needs transaction.version 2 (KIP-890).
+    range(ApiKey::AddPartitionsToTxn, 0, 3),
+    range(ApiKey::AddOffsetsToTxn, 0, 4),
+    range(ApiKey::EndTxn, 0, 4),
+    range(ApiKey::TxnOffsetCommit, 0, 4),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
@@ -66,6 +72,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 2),
+    range(ApiKey::DescribeTransactions, 0, 0),
+    range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 

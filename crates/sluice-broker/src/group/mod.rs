@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Record;
 
 use crate::broker::{Broker, Topic};
 use crate::error::ApiError;
+use crate::partition::Partition;
 use records::{GroupValue, OffsetValue, RecordKey};
 use state::Group;
 pub use state::{
@@ -39,8 +38,10 @@ const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 const TICK: Duration = Duration::from_millis(100);
 /// Most groups one coordinator keeps (bounds memory against clients inventing group ids).
 pub const GROUPS_MAX: usize = 1_000_000;
-/// Bytes read at a time when loading the offsets topic.
-const LOAD_CHUNK_BYTES: usize = 1 << 20;
+/// Offsets of one group by (topic, partition).
+type GroupOffsets = BTreeMap<(String, i32), OffsetValue>;
+/// Offsets committed by open transactions: producer id → group → offsets.
+type PendingTxnOffsets = HashMap<i64, HashMap<String, GroupOffsets>>;
 
 /// Milliseconds since the Unix epoch (the coordinator's clock, as Kafka's).
 pub fn wall_ms() -> i64 {
@@ -82,6 +83,18 @@ pub struct CommitPartition {
     pub metadata: String,
 }
 
+/// Who sends a TxnOffsetCommit: the group, the transactional producer, and the consumer's
+/// group metadata (member id, instance id, generation; empty / `None` / -1 when not sent).
+#[derive(Debug, Clone, Copy)]
+pub struct TxnCommit<'a> {
+    pub group_id: &'a str,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub member_id: &'a str,
+    pub instance: Option<&'a str>,
+    pub generation_id: i32,
+}
+
 /// A group as ListGroups shows it.
 #[derive(Debug, Clone)]
 pub struct ListedGroup {
@@ -110,6 +123,9 @@ pub struct GroupCoordinator {
     topic: RwLock<Option<Arc<Topic>>>,
     /// When offsets are next checked for expiry.
     next_retention_check_ms: Mutex<i64>,
+    /// Offsets committed by transactions not yet ended (TxnOffsetCommit), by producer id; they
+    /// become committed offsets when the commit marker is written, and vanish on abort.
+    txn_offsets: Mutex<PendingTxnOffsets>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -151,6 +167,7 @@ impl GroupCoordinator {
             config,
             groups: Mutex::new(HashMap::new()),
             topic: RwLock::new(None),
+            txn_offsets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -166,35 +183,12 @@ impl GroupCoordinator {
         if let Some(t) = self.topic.read().ok().and_then(|t| t.clone()) {
             return Ok(t);
         }
-        let topic = match broker.topic(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let configs = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    (
-                        "segment.bytes".to_string(),
-                        OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
-                    ),
-                ]);
-                match broker.create_topic(
-                    OFFSETS_TOPIC,
-                    self.config.offsets_topic_num_partitions,
-                    1,
-                    configs,
-                ) {
-                    Ok(t) => t,
-                    Err(e) if e.code == ResponseError::TopicAlreadyExists => broker
-                        .topic(OFFSETS_TOPIC)
-                        .ok_or_else(|| ApiError::new(ResponseError::CoordinatorNotAvailable, ""))?,
-                    Err(e) => {
-                        return Err(ApiError::new(
-                            ResponseError::CoordinatorNotAvailable,
-                            format!("cannot create {OFFSETS_TOPIC}: {e}"),
-                        ))
-                    }
-                }
-            }
-        };
+        let topic = crate::internal::ensure_topic(
+            broker,
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            OFFSETS_TOPIC_SEGMENT_BYTES,
+        )?;
         if let Ok(mut slot) = self.topic.write() {
             *slot = Some(topic.clone());
         }
@@ -212,44 +206,22 @@ impl GroupCoordinator {
         if records.is_empty() {
             return Ok(());
         }
-        let topic = self.offsets_topic(broker)?;
-        let index = records::partition_for(group, topic.partitions.len() as i32);
-        let partition = topic
-            .partition(index)
-            .ok_or_else(|| ApiError::new(ResponseError::CoordinatorNotAvailable, ""))?;
+        let partition = self.offsets_partition(broker, group)?;
         let now = wall_ms();
-        let batch: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(key.clone()),
-                value: value.clone(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &batch,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))?;
-        partition.append(&buf.freeze(), now)?;
+        let batch = crate::internal::encode_batch(records, now, None)?;
+        partition.append(&batch.freeze(), now)?;
         broker.data_arrived.notify_waiters();
         Ok(())
+    }
+
+    /// The partition of the offsets topic that holds `group`.
+    fn offsets_partition(&self, broker: &Broker, group: &str) -> Result<Arc<Partition>, ApiError> {
+        let topic = self.offsets_topic(broker)?;
+        let index = records::partition_for(group, topic.partitions.len() as i32);
+        topic
+            .partition(index)
+            .cloned()
+            .ok_or_else(|| ApiError::new(ResponseError::CoordinatorNotAvailable, ""))
     }
 
     /// Persists the group's metadata if an operation changed it.
@@ -268,35 +240,36 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds offsets and groups from the offsets topic. Called once, as the broker opens.
+    /// Transactional offset commits count once their commit marker is read; those of
+    /// transactions still open stay pending until the transaction coordinator ends them.
     pub fn load(&self, topic: Arc<Topic>) -> Result<(), ApiError> {
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut loaded = 0usize;
+        let mut open_txns = lock(&self.txn_offsets);
         for partition in &topic.partitions {
-            let mut next = partition.log_start_offset();
-            let end = partition.high_watermark();
-            while next < end {
-                let info = partition.read(next, LOAD_CHUNK_BYTES, false, true)?;
-                if info.slices.is_empty() {
-                    break;
-                }
-                let mut bytes = partition.copy_slices(&info.slices)?;
-                let sets = RecordBatchDecoder::decode_all(&mut bytes)
-                    .map_err(|e| ApiError::new(ResponseError::CorruptMessage, e.to_string()))?;
-                let before = next;
-                for record in sets.iter().flat_map(|s| s.records.iter()) {
-                    next = next.max(record.offset + 1);
-                    if record.control {
-                        continue;
+            // Per producer id: the offsets its open transaction committed in this partition.
+            let mut pending: PendingTxnOffsets = HashMap::new();
+            loaded += crate::internal::for_each_record(partition, |record| {
+                if let Some(commit) = crate::internal::marker_commits(record) {
+                    let ended = pending.remove(&record.producer_id).unwrap_or_default();
+                    if commit {
+                        for (group, committed) in ended {
+                            offsets.entry(group).or_default().extend(committed);
+                        }
                     }
-                    loaded += 1;
+                } else if record.transactional {
+                    let by_group = pending.entry(record.producer_id).or_default();
+                    apply_txn_record(record, by_group);
+                } else if !record.control {
                     apply_record(record, &mut offsets, &mut metadata);
                 }
-                if next == before {
-                    break;
-                }
+            })?;
+            for (pid, by_group) in pending {
+                open_txns.entry(pid).or_default().extend(by_group);
             }
         }
+        drop(open_txns);
         let now = wall_ms();
         let mut groups = lock(&self.groups);
         let ids: Vec<String> = offsets.keys().chain(metadata.keys()).cloned().collect();
@@ -493,6 +466,152 @@ impl GroupCoordinator {
         if let Err(e) = g.validate_commit(member_id, instance, generation_id, now) {
             return all(e);
         }
+        let (mut results, accepted, batch) = self.offset_records(broker, group_id, partitions, now);
+        if let Err(e) = self.write(broker, group_id, &batch) {
+            tracing::error!(group = group_id, error = %e, "cannot persist offsets");
+            for (i, _) in &accepted {
+                results[*i] = Some(ResponseError::CoordinatorNotAvailable);
+            }
+            return results;
+        }
+        for (i, value) in accepted {
+            let p = &partitions[i];
+            g.set_offset(&p.topic, p.partition, value);
+        }
+        results
+    }
+
+    /// The partition index of `__consumer_offsets` that holds `group` (creating the topic).
+    pub fn partition_index(&self, broker: &Broker, group: &str) -> Result<i32, ApiError> {
+        let topic = self.offsets_topic(broker)?;
+        Ok(records::partition_for(group, topic.partitions.len() as i32))
+    }
+
+    /// TxnOffsetCommit: checks the member as Kafka does for transactional commits, writes the
+    /// offsets as a transactional batch of the producer (an older epoch is fenced by the log),
+    /// and keeps them pending until the transaction ends ([`Self::complete_txn`]). The caller
+    /// has checked that the transaction holds the group's offsets partition.
+    pub fn txn_commit(
+        &self,
+        broker: &Broker,
+        txn: &TxnCommit<'_>,
+        partitions: &[CommitPartition],
+    ) -> Vec<Option<ResponseError>> {
+        let all = |e: ResponseError| vec![Some(e); partitions.len()];
+        if let Err(e) = self.ready(broker, txn.group_id) {
+            return all(e);
+        }
+        let group = match self.group_or_create(txn.group_id) {
+            Ok(g) => g,
+            Err(e) => return all(e),
+        };
+        let g = lock(&group);
+        if let Err(e) = g.validate_txn_commit(txn.member_id, txn.instance, txn.generation_id) {
+            return all(e);
+        }
+        let now = wall_ms();
+        let (results, accepted, batch) = self.offset_records(broker, txn.group_id, partitions, now);
+        let written = self
+            .offsets_partition(broker, txn.group_id)
+            .and_then(|partition| {
+                let mut records = crate::internal::encode_batch(
+                    &batch,
+                    now,
+                    Some((txn.producer_id, txn.producer_epoch)),
+                )?;
+                partition.append_from_coordinator(&mut records, now)
+            });
+        if let Err(e) = written {
+            tracing::debug!(group = txn.group_id, error = %e, "transactional offset commit refused");
+            let code = match e.code {
+                ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced => {
+                    ResponseError::ProducerFenced
+                }
+                _ => ResponseError::CoordinatorNotAvailable,
+            };
+            return accepted.iter().fold(results, |mut r, (i, _)| {
+                r[*i] = Some(code);
+                r
+            });
+        }
+        broker.data_arrived.notify_waiters();
+        let mut pending = lock(&self.txn_offsets);
+        let offsets = pending
+            .entry(txn.producer_id)
+            .or_default()
+            .entry(txn.group_id.to_string())
+            .or_default();
+        for (i, value) in accepted {
+            let p = &partitions[i];
+            offsets.insert((p.topic.clone(), p.partition), value);
+        }
+        results
+    }
+
+    /// Ends producer `producer_id`'s transaction in partition `index` of `__consumer_offsets`
+    /// after its marker was written: on commit its pending offsets become the groups' committed
+    /// offsets, on abort they are dropped.
+    pub fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
+        let partitions = match self.topic.read().ok().and_then(|t| t.clone()) {
+            Some(t) => t.partitions.len() as i32,
+            None => return,
+        };
+        let ended: Vec<(String, GroupOffsets)> = {
+            let mut pending = lock(&self.txn_offsets);
+            let Some(by_group) = pending.get_mut(&producer_id) else {
+                return;
+            };
+            let groups: Vec<String> = by_group
+                .keys()
+                .filter(|g| records::partition_for(g, partitions) == index)
+                .cloned()
+                .collect();
+            let ended = groups
+                .into_iter()
+                .filter_map(|g| by_group.remove_entry(&g))
+                .collect();
+            if by_group.is_empty() {
+                pending.remove(&producer_id);
+            }
+            ended
+        };
+        if !commit {
+            return;
+        }
+        for (group_id, offsets) in ended {
+            let Ok(group) = self.group_or_create(&group_id) else {
+                continue;
+            };
+            let mut g = lock(&group);
+            for ((topic, partition), value) in offsets {
+                g.set_offset(&topic, partition, value);
+            }
+        }
+    }
+
+    /// Whether an open transaction has committed an offset for this partition of `group`
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        lock(&self.txn_offsets)
+            .values()
+            .any(|by_group| by_group.get(group).is_some_and(|o| o.contains_key(&key)))
+    }
+
+    /// Checks each partition of a commit and encodes the accepted ones: (result per partition,
+    /// the accepted ones with their values, the records to write).
+    #[allow(clippy::type_complexity)]
+    fn offset_records(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[CommitPartition],
+        now: i64,
+    ) -> (
+        Vec<Option<ResponseError>>,
+        Vec<(usize, OffsetValue)>,
+        Vec<(Bytes, Option<Bytes>)>,
+    ) {
         let mut results = Vec::with_capacity(partitions.len());
         let mut accepted = Vec::with_capacity(partitions.len());
         let mut batch = Vec::with_capacity(partitions.len());
@@ -521,18 +640,7 @@ impl GroupCoordinator {
                 results.push(None);
             }
         }
-        if let Err(e) = self.write(broker, group_id, &batch) {
-            tracing::error!(group = group_id, error = %e, "cannot persist offsets");
-            for (i, _) in &accepted {
-                results[*i] = Some(ResponseError::CoordinatorNotAvailable);
-            }
-            return results;
-        }
-        for (i, value) in accepted {
-            let p = &partitions[i];
-            g.set_offset(&p.topic, p.partition, value);
-        }
-        results
+        (results, accepted, batch)
     }
 
     /// OffsetFetch of one group: `None` topics means every committed offset.
@@ -761,6 +869,28 @@ impl GroupCoordinator {
         for id in vacant {
             groups.remove(&id);
         }
+    }
+}
+
+/// Applies one record of a transactional offset commit to its producer's pending offsets.
+fn apply_txn_record(record: &Record, by_group: &mut HashMap<String, GroupOffsets>) {
+    let Some(Ok(RecordKey::Offset {
+        group,
+        topic,
+        partition,
+    })) = record.key.clone().map(RecordKey::decode)
+    else {
+        return;
+    };
+    match record.value.clone().map(OffsetValue::decode) {
+        Some(Ok(v)) => {
+            by_group
+                .entry(group)
+                .or_default()
+                .insert((topic, partition), v);
+        }
+        Some(Err(e)) => tracing::warn!(error = %e, "skipping transactional offset record"),
+        None => {}
     }
 }
 

@@ -109,7 +109,7 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions
 }
 
-fn put_string(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(buf: &mut BytesMut, s: &str) {
     // Names are bounded well below i16::MAX by the protocol that carried them in.
     let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
     buf.put_i16(len);
@@ -129,28 +129,32 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
 }
 
 /// Reading side: a cursor over a record's bytes.
-struct Reader(Bytes);
+pub(crate) struct Reader(pub(crate) Bytes);
 
 impl Reader {
-    fn need(&self, n: usize) -> Result<(), RecordError> {
+    pub(crate) fn need(&self, n: usize) -> Result<(), RecordError> {
         if self.0.remaining() < n {
             return Err(RecordError::Truncated);
         }
         Ok(())
     }
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         self.need(2)?;
         Ok(self.0.get_i16())
     }
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i8(&mut self) -> Result<i8, RecordError> {
+        self.need(1)?;
+        Ok(self.0.get_i8())
+    }
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         self.need(4)?;
         Ok(self.0.get_i32())
     }
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         self.need(8)?;
         Ok(self.0.get_i64())
     }
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
         let len = self.i16()?;
         if len < 0 {
             return Ok(None);
@@ -161,10 +165,10 @@ impl Reader {
             .map(Some)
             .map_err(|_| RecordError::BadString)
     }
-    fn string(&mut self) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         self.nullable_string()?.ok_or(RecordError::BadString)
     }
-    fn bytes(&mut self) -> Result<Bytes, RecordError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RecordError> {
         let len = self.i32()?;
         if len < 0 {
             return Ok(Bytes::new());

@@ -995,6 +995,27 @@ impl Group {
         Ok(())
     }
 
+    /// Checks a transactional offset commit (TxnOffsetCommit) as Kafka does: more lenient than
+    /// OffsetCommit, since producers that send only the group id (no member id, generation
+    /// -1) must still commit while the group has members.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if !member_id.is_empty() {
+            self.check_member(member_id, instance)?;
+        }
+        if generation_id >= 0 && generation_id != self.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// Records a committed offset (already persisted by the caller).
     pub fn set_offset(&mut self, topic: &str, partition: i32, value: CommittedOffset) {
         self.offsets.insert((topic.to_string(), partition), value);

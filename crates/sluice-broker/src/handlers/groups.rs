@@ -58,7 +58,7 @@ fn string(s: &StrBytes) -> String {
 
 // ----- FindCoordinator -----
 
-/// Answers FindCoordinator for groups; transactions have no coordinator yet.
+/// Answers FindCoordinator for groups and transactional ids: this node coordinates both.
 pub(crate) fn find_coordinator(
     broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
@@ -81,10 +81,14 @@ pub(crate) fn find_coordinator(
                         )
                     })
             }
-            KEY_TYPE_TRANSACTION => Err((
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported yet",
-            )),
+            KEY_TYPE_TRANSACTION => broker.txns.find(broker, key.as_str()).map_err(|e| {
+                let why = if e == ResponseError::InvalidRequest {
+                    "empty transactional id"
+                } else {
+                    "transaction state topic unavailable"
+                };
+                (e, why)
+            }),
             _ => Err((ResponseError::InvalidRequest, "unsupported key type")),
         }
     };
@@ -357,8 +361,27 @@ fn leader_epoch(o: &Option<FetchedOffset>) -> i32 {
     o.as_ref().map_or(-1, |o| o.leader_epoch)
 }
 
-/// Answers OffsetFetch: one group (v1–v7) or several (v8+). Without transactions no offset is
-/// ever pending, so `require_stable` never has to wait.
+/// With `require_stable` (v7+, read_committed consumers), a partition whose offset an open
+/// transaction has committed gets UNSTABLE_OFFSET_COMMIT (retriable) instead of an offset.
+fn stable(
+    broker: &Broker,
+    require_stable: bool,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: Option<FetchedOffset>,
+) -> (Option<FetchedOffset>, i16) {
+    if require_stable
+        && broker
+            .groups
+            .has_pending_txn_offset(group, topic, partition)
+    {
+        return (None, ResponseError::UnstableOffsetCommit.code());
+    }
+    (offset, 0)
+}
+
+/// Answers OffsetFetch: one group (v1–v7) or several (v8+).
 pub(crate) fn offset_fetch(
     broker: &Arc<Broker>,
     request: OffsetFetchRequest,
@@ -374,14 +397,18 @@ pub(crate) fn offset_fetch(
                         .map(|t| (string(&t.name), t.partition_indexes.clone()))
                         .collect()
                 });
-                let topics = fetch_group(broker, g.group_id.as_str(), &topics)
+                let group = g.group_id.as_str();
+                let topics = fetch_group(broker, group, &topics)
                     .into_iter()
                     .map(|(t, parts)| {
                         let partitions = parts
                             .into_iter()
                             .map(|(p, o)| {
+                                let (o, error) =
+                                    stable(broker, request.require_stable, group, &t, p, o);
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
+                                    .with_error_code(error)
                                     .with_committed_leader_epoch(leader_epoch(&o))
                                     .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
                                     .with_metadata(Some(sb(o
@@ -406,14 +433,17 @@ pub(crate) fn offset_fetch(
             .map(|t| (string(&t.name), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = fetch_group(broker, request.group_id.as_str(), &topics)
+    let group = request.group_id.as_str();
+    let topics = fetch_group(broker, group, &topics)
         .into_iter()
         .map(|(t, parts)| {
             let partitions = parts
                 .into_iter()
                 .map(|(p, o)| {
+                    let (o, error) = stable(broker, request.require_stable, group, &t, p, o);
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
+                        .with_error_code(error)
                         .with_committed_leader_epoch(if version >= 5 {
                             leader_epoch(&o)
                         } else {

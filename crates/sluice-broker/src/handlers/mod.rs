@@ -16,6 +16,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
+mod txn;
 
 /// What a request produced.
 #[derive(Debug)]
@@ -54,8 +55,22 @@ pub(crate) async fn handle(
             ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(producer_id::handle(broker, r))
+            ResponseKind::InitProducerId(producer_id::handle(broker, r, version))
         }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions(broker, r, version))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets(broker, r, version))
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(broker, r, version)),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(broker, r, version))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(txn::describe(broker, r))
+        }
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(txn::list(broker, r)),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::topics::create(broker, r, version))
         }

@@ -64,6 +64,43 @@ async fn append(
     Ok(appended)
 }
 
+/// A transactional batch may only go to a partition its open transaction added (KIP-890 part
+/// 1), so that a late or stray write cannot leave a transaction hanging. Reads one header.
+fn verify_transaction(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    partition: &Partition,
+    records: &bytes::Bytes,
+) -> Result<(), ApiError> {
+    let Ok(header) = sluice_proto::batch::BatchHeader::parse(records) else {
+        return Ok(()); // the append reports the malformed batch
+    };
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    if transactional_id.is_none() {
+        return Err(ApiError::new(
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactional records need the request's transactional id",
+        ));
+    }
+    broker
+        .txns
+        .verify(
+            transactional_id,
+            header.producer_id,
+            header.producer_epoch,
+            &partition.topic,
+            partition.index,
+        )
+        .map_err(|code| {
+            ApiError::new(
+                code,
+                "the partition is not part of the producer's open transaction",
+            )
+        })
+}
+
 /// Answers a Produce request; `None` when `acks=0` asks for no response. `acks=all` waits for
 /// the high watermark to pass each partition's write (the delayed-produce path).
 pub(crate) async fn handle(
@@ -74,6 +111,7 @@ pub(crate) async fn handle(
     let acks = request.acks;
     let timeout = Duration::from_millis(request.timeout_ms.clamp(0, TIMEOUT_MS_MAX) as u64);
     let now = now_ms();
+    let txn_id = request.transactional_id.as_ref().map(|t| t.as_str());
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = broker.topic(topic_data.name.as_str());
@@ -84,17 +122,15 @@ pub(crate) async fn handle(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, not {acks}"),
                 ))
-            } else if request.transactional_id.is_some() {
-                Err(ApiError::new(
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    "transactions are not supported yet",
-                ))
             } else {
                 match topic.as_ref().and_then(|t| t.partition(pd.index)) {
                     None => Err(ApiError::unknown_topic()),
                     Some(partition) => match &pd.records {
                         Some(records) if !records.is_empty() => {
-                            append(partition, records, now, acks, timeout).await
+                            match verify_transaction(broker, txn_id, partition, records) {
+                                Ok(()) => append(partition, records, now, acks, timeout).await,
+                                Err(e) => Err(e),
+                            }
                         }
                         _ => Err(ApiError::new(
                             ResponseError::CorruptMessage,

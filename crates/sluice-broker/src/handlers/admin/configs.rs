@@ -171,6 +171,36 @@ fn broker_configs(c: &crate::config::BrokerConfig) -> Vec<(String, String, i8)> 
             c.producer_id_expiration_check_interval_ms.to_string(),
             TYPE_INT,
         ),
+        (
+            "transaction.state.log.num.partitions".to_string(),
+            c.transaction_state_log_num_partitions.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "transaction.max.timeout.ms".to_string(),
+            c.transaction_max_timeout_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "transactional.id.expiration.ms".to_string(),
+            c.transactional_id_expiration_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms".to_string(),
+            c.transaction_abort_timed_out_interval_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "transaction.remove.expired.transaction.cleanup.interval.ms".to_string(),
+            c.transaction_remove_expired_interval_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "transaction.partition.verification.enable".to_string(),
+            c.transaction_partition_verification_enable.to_string(),
+            TYPE_BOOLEAN,
+        ),
     ];
     if let Some(rack) = &c.rack {
         out.push(("broker.rack".to_string(), rack.clone(), TYPE_STRING));
