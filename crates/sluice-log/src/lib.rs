@@ -9,6 +9,7 @@
 //! This crate knows nothing of sockets or Kafka request types; errors map to Kafka error codes
 //! through [`LogError::kafka_error_code`].
 
+mod append;
 mod checkpoint;
 pub mod config;
 pub mod epoch;

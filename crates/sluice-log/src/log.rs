@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use sluice_proto::batch::{self, BatchHeader, BatchIter, TimestampType};
+use sluice_proto::batch::{self, BatchHeader, BatchIter, TimestampType, HEADER_SIZE};
 
+use crate::append::{self, ClientBytes, Payload, PlannedBatch, Stamp};
 use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::epoch::LeaderEpochCache;
@@ -174,6 +175,10 @@ struct Inner {
     first_unflushed_ms: Option<i64>,
     pending_deletes: Vec<(i64, PathBuf)>,
     entries_scratch: Vec<(crate::index::OffsetEntry, TimeEntry)>,
+    /// The batches of the append in progress (reused, so appends do not allocate).
+    plan: Vec<PlannedBatch>,
+    /// Stamped header copies of an append from a shared buffer (reused likewise).
+    header_copies: Vec<[u8; HEADER_SIZE]>,
 }
 
 /// The active segment's index files and the entries not yet written to them.
@@ -275,6 +280,8 @@ impl Log {
                 first_unflushed_ms: None,
                 pending_deletes: Vec::new(),
                 entries_scratch: Vec::new(),
+                plan: Vec::new(),
+                header_copies: Vec::new(),
             }),
             flush_lock: Mutex::new(()),
             config: RwLock::new(config),
@@ -425,21 +432,33 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendOutcome> {
-        self.validate_client_batches(batches, now_ms)?;
+        self.append_from_client(ClientBytes::InPlace(batches), leader_epoch, now_ms)
+    }
+
+    /// [`Log::append_as_leader`] for bytes the caller cannot let change (a request's shared
+    /// buffer): they are not copied or modified; stamped copies of the 61-byte batch headers
+    /// are written with the rest of each batch in one gathered write (`pwritev`). What lands
+    /// in the file is byte for byte what `append_as_leader` would write.
+    pub fn append_shared_as_leader(
+        &self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome> {
+        self.append_from_client(ClientBytes::Shared(batches), leader_epoch, now_ms)
+    }
+
+    fn append_from_client(
+        &self,
+        bytes: ClientBytes<'_>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome> {
+        let config = self.cfg();
+        let producer_batch = self.validate_client_batches(&config, bytes.as_slice(), now_ms)?;
         let mut inner = self.lock_inner()?;
-        let mut producer_batches = 0;
-        for item in BatchIter::without_crc(batches) {
-            let (header, _) = item?;
-            if !header.has_producer_id() {
-                continue;
-            }
-            producer_batches += 1;
-            if producer_batches > 1 {
-                return Err(LogError::InvalidRecord(
-                    "idempotent producers send one batch per partition".into(),
-                ));
-            }
-            if let Some(dup) = inner.producers.find_duplicate(&header) {
+        if let Some(header) = &producer_batch {
+            if let Some(dup) = inner.producers.find_duplicate(header) {
                 return Ok(AppendOutcome::Duplicate {
                     first_offset: dup.first_offset,
                     last_offset: dup.last_offset,
@@ -447,31 +466,17 @@ impl Log {
                     log_start_offset: self.log_start_offset(),
                 });
             }
-            inner.producers.check(&header, AppendOrigin::Client)?;
+            inner.producers.check(header, AppendOrigin::Client)?;
         }
         let log_append_time_ms =
-            (self.cfg().message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let mut next_offset = self.log_end_offset();
-        let mut position = 0;
-        while position < batches.len() {
-            let header = BatchHeader::parse(&batches[position..])?;
-            let range = position..position + header.total_size();
-            let batch_bytes = &mut batches[range.clone()];
-            batch::set_base_offset(batch_bytes, next_offset);
-            batch::set_partition_leader_epoch(batch_bytes, leader_epoch);
-            if let Some(time) = log_append_time_ms {
-                batch::set_max_timestamp(batch_bytes, TimestampType::LogAppendTime, time);
-            }
-            next_offset += i64::from(header.last_offset_delta) + 1;
-            position = range.end;
-        }
-        let mut info = self.write_locked(
-            &mut inner,
-            batches,
-            now_ms,
-            AppendOrigin::Client,
-            Some(leader_epoch),
-        )?;
+            (config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let stamp = Stamp {
+            base_offset: self.log_end_offset(),
+            leader_epoch,
+            log_append_time_ms,
+        };
+        let mut info =
+            self.stamp_and_write(&mut inner, bytes, &stamp, now_ms, AppendOrigin::Client)?;
         info.log_append_time_ms = log_append_time_ms;
         Ok(AppendOutcome::Appended(info))
     }
@@ -480,7 +485,7 @@ impl Log {
     /// batch must start at or after the log end offset and offsets must increase.
     pub fn append_as_follower(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
         let mut expected = self.log_end_offset();
-        let mut count = 0;
+        let mut span = 0;
         for item in BatchIter::new(batches) {
             let (header, _) = item?;
             if header.base_offset < expected {
@@ -490,12 +495,12 @@ impl Log {
                 });
             }
             expected = header.next_offset();
-            count += 1;
+            span += i64::from(header.last_offset_delta) + 1;
         }
-        if count == 0 {
+        if batches.is_empty() {
             return Err(LogError::InvalidRecord("no record batch in append".into()));
         }
-        self.check_offset_span(batches)?;
+        check_offset_span(span)?;
         let mut inner = self.lock_inner()?;
         let leo = self.log_end_offset();
         let first = BatchHeader::parse(batches)?;
@@ -505,7 +510,20 @@ impl Log {
                 log_end_offset: leo,
             });
         }
-        self.write_locked(&mut inner, batches, now_ms, AppendOrigin::Replication, None)
+        let mut plan = std::mem::take(&mut inner.plan);
+        let written = append::plan_as_is(batches, &mut plan).and_then(|()| {
+            self.write_locked(
+                &mut inner,
+                Payload::Whole(batches),
+                &plan,
+                now_ms,
+                AppendOrigin::Replication,
+                None,
+            )
+        });
+        append::recycle(&mut plan);
+        inner.plan = plan;
+        written
     }
 
     /// Appends batches written by a coordinator of this broker: transaction markers (control
@@ -521,10 +539,12 @@ impl Log {
         if batches.is_empty() {
             return Err(LogError::InvalidRecord("no record batch in append".into()));
         }
+        let mut span = 0;
         for item in BatchIter::new(batches) {
-            item?;
+            let (header, _) = item?;
+            span += i64::from(header.last_offset_delta) + 1;
         }
-        self.check_offset_span(batches)?;
+        check_offset_span(span)?;
         let mut inner = self.lock_inner()?;
         for item in BatchIter::without_crc(batches) {
             let (header, _) = item?;
@@ -532,42 +552,87 @@ impl Log {
                 inner.producers.check(&header, AppendOrigin::Coordinator)?;
             }
         }
-        let mut next_offset = self.log_end_offset();
-        let mut position = 0;
-        while position < batches.len() {
-            let header = BatchHeader::parse(&batches[position..])?;
-            let batch_bytes = &mut batches[position..position + header.total_size()];
-            batch::set_base_offset(batch_bytes, next_offset);
-            batch::set_partition_leader_epoch(batch_bytes, leader_epoch);
-            next_offset += i64::from(header.last_offset_delta) + 1;
-            position += header.total_size();
-        }
-        self.write_locked(
+        let stamp = Stamp {
+            base_offset: self.log_end_offset(),
+            leader_epoch,
+            log_append_time_ms: None,
+        };
+        self.stamp_and_write(
             &mut inner,
-            batches,
+            ClientBytes::InPlace(batches),
+            &stamp,
             now_ms,
             AppendOrigin::Coordinator,
-            Some(leader_epoch),
         )
     }
 
-    /// Producer-facing checks that need no lock: structure, CRC, sizes, counts, timestamps.
-    fn validate_client_batches(&self, batches: &[u8], now_ms: i64) -> Result<()> {
+    /// Stamps the (checked) batches into the append plan and writes them.
+    fn stamp_and_write(
+        &self,
+        inner: &mut Inner,
+        bytes: ClientBytes<'_>,
+        stamp: &Stamp,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo> {
+        let mut plan = std::mem::take(&mut inner.plan);
+        let mut headers = std::mem::take(&mut inner.header_copies);
+        let planned = match bytes {
+            ClientBytes::InPlace(batches) => {
+                append::stamp_in_place(batches, stamp, &mut plan).map(|()| Payload::Whole(batches))
+            }
+            ClientBytes::Shared(batches) => {
+                append::stamp_copies(batches, stamp, &mut plan, &mut headers).map(|()| {
+                    Payload::Split {
+                        batches,
+                        headers: &headers,
+                    }
+                })
+            }
+        };
+        let written = planned.and_then(|payload| {
+            self.write_locked(
+                inner,
+                payload,
+                &plan,
+                now_ms,
+                origin,
+                Some(stamp.leader_epoch),
+            )
+        });
+        append::recycle(&mut plan);
+        append::recycle(&mut headers);
+        inner.plan = plan;
+        inner.header_copies = headers;
+        written
+    }
+
+    /// Producer-facing checks that need no lock, in one pass over the batches: structure, CRC,
+    /// sizes, counts, timestamps, the offsets spanned. Returns the producer's batch, if the
+    /// batches come from an idempotent producer (which sends one batch per partition).
+    fn validate_client_batches(
+        &self,
+        config: &LogConfig,
+        batches: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<BatchHeader>> {
         if batches.is_empty() {
             return Err(LogError::InvalidRecord("no record batch in append".into()));
         }
-        if batches.len() as u64 > self.cfg().segment_bytes {
+        if batches.len() as u64 > config.segment_bytes {
             return Err(LogError::RecordListTooLarge {
                 size: batches.len(),
-                max: self.cfg().segment_bytes,
+                max: config.segment_bytes,
             });
         }
+        let mut producer_batch = None;
+        let mut span = 0;
         for item in BatchIter::new(batches) {
             let (header, range) = item?;
-            if range.len() > self.cfg().max_message_bytes {
+            if range.len() > config.max_message_bytes {
                 return Err(LogError::MessageTooLarge {
                     size: range.len(),
-                    max: self.cfg().max_message_bytes,
+                    max: config.max_message_bytes,
                 });
             }
             header.compression()?;
@@ -584,45 +649,28 @@ impl Log {
                     "clients may not write control batches".into(),
                 ));
             }
-            self.check_timestamp(&header, now_ms)?;
-        }
-        self.check_offset_span(batches)
-    }
-
-    fn check_timestamp(&self, header: &BatchHeader, now_ms: i64) -> Result<()> {
-        if self.cfg().message_timestamp_type == TimestampType::LogAppendTime {
-            return Ok(());
-        }
-        let timestamp = header.max_timestamp;
-        let too_old = now_ms.saturating_sub(timestamp) > self.cfg().message_timestamp_before_max_ms;
-        let too_new = timestamp.saturating_sub(now_ms) > self.cfg().message_timestamp_after_max_ms;
-        if too_old || too_new {
-            return Err(LogError::InvalidTimestamp { timestamp, now_ms });
-        }
-        Ok(())
-    }
-
-    /// One append's offsets must fit a segment's 32-bit relative offsets.
-    fn check_offset_span(&self, batches: &[u8]) -> Result<()> {
-        let mut span = 0i64;
-        for item in BatchIter::without_crc(batches) {
-            let (header, _) = item?;
+            check_timestamp(config, &header, now_ms)?;
+            if header.has_producer_id() {
+                if producer_batch.is_some() {
+                    return Err(LogError::InvalidRecord(
+                        "idempotent producers send one batch per partition".into(),
+                    ));
+                }
+                producer_batch = Some(header);
+            }
             span += i64::from(header.last_offset_delta) + 1;
         }
-        if span > i64::from(i32::MAX) {
-            return Err(LogError::InvalidRecord(format!(
-                "append spans {span} offsets"
-            )));
-        }
-        Ok(())
+        check_offset_span(span)?;
+        Ok(producer_batch)
     }
 
-    /// Writes already stamped batches at the log end with one write, then indexes them and
-    /// publishes the new end. Called with the append lock held.
+    /// Writes the planned batches at the log end with one write call, then indexes them and
+    /// publishes the new end. Called with the append lock held; `plan` describes `payload`.
     fn write_locked(
         &self,
         inner: &mut Inner,
-        batches: &[u8],
+        payload: Payload<'_>,
+        plan: &[PlannedBatch],
         now_ms: i64,
         origin: AppendOrigin,
         leader_epoch: Option<i32>,
@@ -630,68 +678,27 @@ impl Log {
         if self.offline.load(Ordering::Acquire) {
             return Err(LogError::Closed);
         }
-        let first = BatchHeader::parse(batches)?;
-        let mut last = first;
-        let mut records_count = 0i64;
-        for item in BatchIter::without_crc(batches) {
-            let (header, _) = item?;
-            records_count += i64::from(header.records_count);
-            last = header;
-        }
-        let rolled = self.maybe_roll(
-            inner,
-            first.base_offset,
-            last.last_offset(),
-            batches.len() as u64,
-            now_ms,
-        )?;
+        let (Some(first), Some(last)) = (plan.first(), plan.last()) else {
+            return Err(LogError::InvalidRecord("no record batch in append".into()));
+        };
+        let (first, last) = (first.header, last.header);
+        let records_count: i64 = plan.iter().map(|b| i64::from(b.header.records_count)).sum();
+        let config = self.cfg();
+        let bytes = payload.len() as u64;
+        let rolled =
+            self.maybe_roll(inner, first.base_offset, last.last_offset(), bytes, now_ms)?;
         let segment = self.active_segment();
         self.ensure_active_files(inner, &segment)?;
         let position = segment.size();
         let file = segment.file()?;
-        if let Err(err) = self.io.write_at(&file, batches, position) {
+        if let Err(err) = append::write_payload(&*self.io, &file, payload, plan, position) {
             self.undo_write(&file, position);
             return Err(LogError::io(segment.log_path())(err));
         }
-        // Index entries go to memory now and to the index files in batches (at roll, flush,
-        // close, or when enough accumulate): the in-memory index is authoritative, and
-        // recovery rebuilds the files past the recovery point anyway.
-        inner.entries_scratch.clear();
-        let interval = self.cfg().index_interval_bytes;
-        for item in BatchIter::without_crc(batches) {
-            let (header, range) = item?;
-            let at = position + range.start as u64;
-            if let Some(entries) = inner
-                .cursor
-                .observe(&header, at, interval, segment.base_offset)
-            {
-                inner.entries_scratch.push(entries);
-            }
-            segment.observe_timestamp(header.max_timestamp, header.last_offset());
-        }
-        segment.set_size(position + batches.len() as u64);
+        self.index_written(inner, &config, &segment, plan, position);
+        segment.set_size(position + bytes);
         self.log_end_offset
             .store(last.next_offset(), Ordering::Release);
-        if !inner.entries_scratch.is_empty() {
-            let Inner {
-                entries_scratch,
-                active_files,
-                ..
-            } = &mut *inner;
-            let files = active_files
-                .as_mut()
-                .expect("active files were opened above");
-            let mut indexes = segment.indexes_mut();
-            for &(offset_entry, time_entry) in entries_scratch.iter() {
-                if indexes.offset.accepts(offset_entry) {
-                    indexes.offset.push(offset_entry);
-                    OffsetIndex::encode_entry(offset_entry, &mut files.pending_index);
-                }
-                if indexes.time.maybe_push(time_entry) {
-                    TimeIndex::encode_entry(time_entry, &mut files.pending_time);
-                }
-            }
-        }
         if inner
             .active_files
             .as_ref()
@@ -702,25 +709,72 @@ impl Log {
         self.after_write(
             inner,
             &segment,
-            batches,
+            payload.records_source(),
+            plan,
             origin,
             leader_epoch,
-            first.base_offset,
         )?;
         inner.unflushed_messages += records_count;
         let first_unflushed = *inner.first_unflushed_ms.get_or_insert(now_ms);
         let flush_due = rolled
-            || inner.unflushed_messages >= self.cfg().flush_messages
-            || now_ms.saturating_sub(first_unflushed) >= self.cfg().flush_ms;
+            || inner.unflushed_messages >= config.flush_messages
+            || now_ms.saturating_sub(first_unflushed) >= config.flush_ms;
         Ok(AppendInfo {
             first_offset: first.base_offset,
             last_offset: last.last_offset(),
             log_append_time_ms: None,
             log_start_offset: self.log_start_offset(),
             records_count,
-            bytes: batches.len(),
+            bytes: payload.len(),
             flush_due,
         })
+    }
+
+    /// Index entries and the segment's max timestamp for batches just written at `position`.
+    /// Entries go to memory now and to the index files in groups (at roll, flush, close, or
+    /// when enough accumulate): the in-memory index is authoritative, and recovery rebuilds
+    /// the files past the recovery point anyway.
+    fn index_written(
+        &self,
+        inner: &mut Inner,
+        config: &LogConfig,
+        segment: &Segment,
+        plan: &[PlannedBatch],
+        position: u64,
+    ) {
+        let Inner {
+            entries_scratch,
+            active_files,
+            cursor,
+            ..
+        } = inner;
+        entries_scratch.clear();
+        for planned in plan {
+            let header = &planned.header;
+            let at = position + planned.start as u64;
+            if let Some(entries) =
+                cursor.observe(header, at, config.index_interval_bytes, segment.base_offset)
+            {
+                entries_scratch.push(entries);
+            }
+            segment.observe_timestamp(header.max_timestamp, header.last_offset());
+        }
+        if entries_scratch.is_empty() {
+            return;
+        }
+        let files = active_files
+            .as_mut()
+            .expect("active files are open after a write");
+        let mut indexes = segment.indexes_mut();
+        for &(offset_entry, time_entry) in entries_scratch.iter() {
+            if indexes.offset.accepts(offset_entry) {
+                indexes.offset.push(offset_entry);
+                OffsetIndex::encode_entry(offset_entry, &mut files.pending_index);
+            }
+            if indexes.time.maybe_push(time_entry) {
+                TimeIndex::encode_entry(time_entry, &mut files.pending_time);
+            }
+        }
     }
 
     /// Cuts back a failed write so nothing partial stays; if even that fails the log goes
@@ -742,16 +796,17 @@ impl Log {
         inner: &mut Inner,
         segment: &Segment,
         batches: &[u8],
+        plan: &[PlannedBatch],
         origin: AppendOrigin,
         leader_epoch: Option<i32>,
-        first_offset: i64,
     ) -> Result<()> {
         let mut epochs_changed = false;
-        if let Some(epoch) = leader_epoch {
-            epochs_changed |= inner.epochs.assign(epoch, first_offset);
+        if let (Some(epoch), Some(first)) = (leader_epoch, plan.first()) {
+            epochs_changed |= inner.epochs.assign(epoch, first.header.base_offset);
         }
         let mut index_result = Ok(());
-        for (header, range) in BatchIter::without_crc(batches).flatten() {
+        for planned in plan {
+            let header = &planned.header;
             if origin == AppendOrigin::Replication {
                 epochs_changed |= inner
                     .epochs
@@ -759,11 +814,11 @@ impl Log {
             }
             let control = header
                 .is_control()
-                .then(|| batch::control_type(&batches[range]))
+                .then(|| batch::control_type(&batches[planned.range()]))
                 .flatten();
             let aborted = inner
                 .producers
-                .update(&header, control)
+                .update(header, control)
                 .and_then(|txn| txn.aborted_entry());
             if let (Some(entry), Ok(())) = (aborted, &index_result) {
                 index_result = segment.append_aborted(&*self.io, entry);
@@ -1463,6 +1518,29 @@ impl Log {
         inner.active_files = None;
         fs::remove_dir_all(&self.dir).map_err(LogError::io(&self.dir))
     }
+}
+
+fn check_timestamp(config: &LogConfig, header: &BatchHeader, now_ms: i64) -> Result<()> {
+    if config.message_timestamp_type == TimestampType::LogAppendTime {
+        return Ok(());
+    }
+    let timestamp = header.max_timestamp;
+    let too_old = now_ms.saturating_sub(timestamp) > config.message_timestamp_before_max_ms;
+    let too_new = timestamp.saturating_sub(now_ms) > config.message_timestamp_after_max_ms;
+    if too_old || too_new {
+        return Err(LogError::InvalidTimestamp { timestamp, now_ms });
+    }
+    Ok(())
+}
+
+/// One append's offsets (`span` of them) must fit a segment's 32-bit relative offsets.
+fn check_offset_span(span: i64) -> Result<()> {
+    if span > i64::from(i32::MAX) {
+        return Err(LogError::InvalidRecord(format!(
+            "append spans {span} offsets"
+        )));
+    }
+    Ok(())
 }
 
 /// Index cursor for continuing appends to a segment after open or truncation.

@@ -180,6 +180,43 @@ fn failed_and_torn_writes_leave_nothing_and_the_log_goes_on() {
 }
 
 #[test]
+fn failed_and_torn_gathered_writes_from_a_shared_buffer_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let log = open_faulty(dir.path(), small_config(), io.clone());
+    for _ in 0..5 {
+        append(&log, batch(2, 50, 0));
+    }
+    let size = log.size_bytes();
+    // Forty batches take two gathered writes: fail the first, or the second after the first
+    // landed, whole or torn.
+    let mut request = Vec::new();
+    for _ in 0..40 {
+        request.extend_from_slice(&batch(1, 5, 0));
+    }
+    for (writes_ok, tear) in [(0, false), (0, true), (1, false), (1, true)] {
+        io.fail_after(writes_ok, tear);
+        let err = log.append_shared_as_leader(&request, 0, 0).unwrap_err();
+        assert_eq!(err.kafka_error_code(), codes::KAFKA_STORAGE_ERROR);
+        io.heal();
+        assert_eq!(log.size_bytes(), size);
+        assert_eq!(log.log_end_offset(), 10);
+        let on_disk: u64 = segment_files(dir.path())
+            .iter()
+            .map(|f| fs::metadata(f).unwrap().len())
+            .sum();
+        assert_eq!(on_disk, size, "files cut back to the last whole batch");
+    }
+    log.append_shared_as_leader(&request, 0, 0).unwrap();
+    assert_eq!(read_all(&log, 0).len(), 45);
+    drop(log);
+    let log = open(dir.path(), small_config(), false);
+    assert!(log.recovery_report().is_none());
+    assert_eq!(read_all(&log, 0).len(), 45);
+    assert_eq!(append(&log, batch(1, 5, 0)), 50);
+}
+
+#[test]
 fn a_dead_disk_takes_the_log_offline_instead_of_serving_torn_data() {
     let dir = tempfile::tempdir().unwrap();
     let io = Arc::new(FaultyIo::new());

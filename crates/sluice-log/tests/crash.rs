@@ -1,7 +1,8 @@
 //! Goal: a process killed at any point loses nothing it flushed, exposes no partial batch, and
 //! its log accepts appends at the right offsets after reopen. Method: this test binary re-runs
 //! itself as a child (`SLUICE_CRASH_DIR` set) that appends and flushes in a loop through a
-//! LogManager, printing each flushed log end offset; the parent SIGKILLs it after a random
+//! LogManager (alternating the in-place and the shared-buffer append), printing each flushed
+//! log end offset; the parent SIGKILLs it after a random
 //! delay, reopens the log dir (alternating clean closes and plain drops), and checks every batch.
 //! Rounds: `SLUICE_CRASH_ROUNDS` (default 50).
 
@@ -53,9 +54,15 @@ fn crash_child() {
     let mut stdout = std::io::stdout();
     let mut n = log.log_end_offset() / RECORDS_PER_BATCH;
     loop {
+        // Both leader append paths: stamped in place, and gathered from a shared buffer.
         let mut bytes = numbered_batch(n);
-        log.append_as_leader(&mut bytes, 0, sluice_log::now_ms())
-            .unwrap();
+        if n % 2 == 0 {
+            log.append_as_leader(&mut bytes, 0, sluice_log::now_ms())
+                .unwrap();
+        } else {
+            log.append_shared_as_leader(&bytes, 0, sluice_log::now_ms())
+                .unwrap();
+        }
         n += 1;
         if n % 7 == 0 {
             log.flush().unwrap();

@@ -10,8 +10,9 @@ use sluice_proto::batch::{BatchHeader, BatchIter};
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// One append request of several batches: (records, value size) each.
-    Append(Vec<(usize, usize)>),
+    /// One append request of several batches: (records, value size) each; from a shared
+    /// buffer (gathered write) or stamped in place.
+    Append(Vec<(usize, usize)>, bool),
     Roll,
     /// Truncate to a point chosen by the fraction of the live offset range.
     Truncate(u8),
@@ -26,7 +27,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => proptest::collection::vec((1usize..5, 0usize..200), 1..4).prop_map(Op::Append),
+        6 => (proptest::collection::vec((1usize..5, 0usize..200), 1..4), any::<bool>())
+            .prop_map(|(specs, shared)| Op::Append(specs, shared)),
         1 => Just(Op::Roll),
         1 => any::<u8>().prop_map(Op::Truncate),
         1 => Just(Op::Flush),
@@ -97,12 +99,27 @@ fn run(ops: Vec<Op>) {
     let mut model = Model::default();
     for op in ops {
         match op {
-            Op::Append(specs) => {
+            Op::Append(specs, shared) => {
                 let mut request = Vec::new();
                 for (records, size) in specs {
                     request.extend_from_slice(&common::batch(records, size, 1000));
                 }
-                log.append_as_leader(&mut request, 1, 0).unwrap();
+                if shared {
+                    // The model stamps its own copy, as the log stamps what it writes.
+                    log.append_shared_as_leader(&request, 1, 0).unwrap();
+                    let mut next_offset = model.log_end;
+                    let mut position = 0;
+                    while position < request.len() {
+                        let header = BatchHeader::parse(&request[position..]).unwrap();
+                        let batch = &mut request[position..position + header.total_size()];
+                        sluice_proto::batch::set_base_offset(batch, next_offset);
+                        sluice_proto::batch::set_partition_leader_epoch(batch, 1);
+                        next_offset += i64::from(header.last_offset_delta) + 1;
+                        position += header.total_size();
+                    }
+                } else {
+                    log.append_as_leader(&mut request, 1, 0).unwrap();
+                }
                 for item in BatchIter::new(&request) {
                     let (header, range) = item.unwrap();
                     model.log_end = header.next_offset();

@@ -277,16 +277,30 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Sets the timestamp type and `maxTimestamp` and recomputes the CRC, as a broker does for
 /// `message.timestamp.type=LogAppendTime`. `batch` must hold exactly one whole batch.
 pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, max_timestamp: i64) {
-    let mut attributes = read_i16(batch, ATTRIBUTES_OFFSET);
+    let (header, records) = batch.split_at_mut(HEADER_SIZE);
+    set_max_timestamp_split(header, records, timestamp_type, max_timestamp);
+}
+
+/// [`set_max_timestamp`] for a batch whose header (its first [`HEADER_SIZE`] bytes) is held
+/// apart from the rest, which stays untouched: the broker writes a patched copy of the header
+/// beside the producer's immutable bytes. `header` must be exactly [`HEADER_SIZE`] bytes.
+pub fn set_max_timestamp_split(
+    header: &mut [u8],
+    records: &[u8],
+    timestamp_type: TimestampType,
+    max_timestamp: i64,
+) {
+    assert_eq!(header.len(), HEADER_SIZE, "a split batch header is whole");
+    let mut attributes = read_i16(header, ATTRIBUTES_OFFSET);
     match timestamp_type {
         TimestampType::CreateTime => attributes &= !TIMESTAMP_TYPE_MASK,
         TimestampType::LogAppendTime => attributes |= TIMESTAMP_TYPE_MASK,
     }
-    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+    header[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
         .copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_OFFSET..]), records);
+    header[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Checks the structure of the batch at `position` in `buf`: header, magic, length within
@@ -708,6 +722,23 @@ mod tests {
         assert_eq!(header.max_timestamp, 99_999);
         assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
         assert!(validate_crc(&buf));
+    }
+
+    #[test]
+    fn set_max_timestamp_on_a_split_header_gives_the_same_bytes() {
+        let original = sample(3, 100);
+        let mut in_place = original.clone();
+        set_max_timestamp(&mut in_place, TimestampType::LogAppendTime, 77_777);
+        let mut header = [0u8; HEADER_SIZE];
+        header.copy_from_slice(&original[..HEADER_SIZE]);
+        set_max_timestamp_split(
+            &mut header,
+            &original[HEADER_SIZE..],
+            TimestampType::LogAppendTime,
+            77_777,
+        );
+        assert_eq!(header[..], in_place[..HEADER_SIZE]);
+        assert_eq!(original[HEADER_SIZE..], in_place[HEADER_SIZE..]);
     }
 
     #[test]
