@@ -25,6 +25,10 @@ pub trait LogIo: Send + Sync + fmt::Debug + 'static {
         bufs: &mut [IoSlice<'_>],
         position: u64,
     ) -> io::Result<()>;
+    /// Reserves disk blocks for `len` bytes at `position` without changing the file's length
+    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`), so later writes there skip block reservation.
+    /// Only an optimisation: callers ignore its failure.
+    fn preallocate(&self, file: &File, position: u64, len: u64) -> io::Result<()>;
     /// Truncates or extends the file.
     fn set_len(&self, file: &File, len: u64) -> io::Result<()>;
     /// Makes written data durable (fdatasync).
@@ -47,6 +51,10 @@ impl LogIo for OsIo {
         position: u64,
     ) -> io::Result<()> {
         pwritev_all(file, bufs, position)
+    }
+
+    fn preallocate(&self, file: &File, position: u64, len: u64) -> io::Result<()> {
+        fallocate_keep_size(file, position, len)
     }
 
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
@@ -98,10 +106,30 @@ fn pwritev_all(file: &File, mut bufs: &mut [IoSlice<'_>], mut position: u64) -> 
     Ok(())
 }
 
+/// `fallocate(FALLOC_FL_KEEP_SIZE)`: blocks reserved past the end stay invisible to readers
+/// and to recovery, which go by the file's length.
+#[allow(unsafe_code)]
+fn fallocate_keep_size(file: &File, position: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(position), libc::off_t::try_from(len))
+    else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range overflows off_t",
+        ));
+    };
+    // SAFETY: plain system call on a descriptor `file` keeps open; no memory is passed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A fault-injecting [`LogIo`] for tests: after `writes_before_failure` successful writes every
 /// write fails; with `tear` set the failing write first lands a prefix of its bytes (as a crash
 /// or a full disk mid-write would). A gathered write counts as one write and tears across its
-/// buffers. `set_len` and `sync_data` fail too once armed, if `fail_all`.
+/// buffers. `set_len`, `sync_data` and `preallocate` fail too once armed, if `fail_all`.
 #[derive(Debug)]
 pub struct FaultyIo {
     writes_before_failure: AtomicI64,
@@ -192,6 +220,13 @@ impl LogIo for FaultyIo {
             }
         }
         Err(FaultyIo::injected())
+    }
+
+    fn preallocate(&self, file: &File, position: u64, len: u64) -> io::Result<()> {
+        if self.fail_all.load(Ordering::SeqCst) {
+            return Err(FaultyIo::injected());
+        }
+        fallocate_keep_size(file, position, len)
     }
 
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {

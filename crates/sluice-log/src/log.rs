@@ -30,6 +30,15 @@ use crate::txn_index::{self, AbortedTxn};
 const PENDING_INDEX_BYTES_MAX: usize = 4096;
 /// Producer snapshots kept on disk (older ones are removed at roll).
 const SNAPSHOTS_RETAINED: usize = 3;
+/// The active segment's file has blocks reserved ahead of its end (`fallocate`, length kept):
+/// an eighth of what the segment already holds, at least the minimum and at most the maximum.
+/// Writes into reserved blocks skip the file system's per-block reservation work (about 15 %
+/// of a buffered write on ext4), while an idle partition reserves next to nothing and ten
+/// thousand busy ones at most 4 MiB each. The reservation is given back when the segment rolls
+/// or the log closes.
+const PREALLOCATE_FRACTION: u64 = 8;
+const PREALLOCATE_BYTES_MIN: u64 = 64 * 1024;
+const PREALLOCATE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
 /// Current wall-clock time in milliseconds.
 pub fn now_ms() -> i64 {
@@ -192,6 +201,8 @@ struct ActiveFiles {
     time_index_len: u64,
     pending_index: Vec<u8>,
     pending_time: Vec<u8>,
+    /// End of the blocks reserved in the segment's `.log` file (see [`PREALLOCATE_FRACTION`]).
+    preallocated_end: u64,
 }
 
 /// One partition's log. See the module comment for the concurrency rules.
@@ -691,6 +702,7 @@ impl Log {
         self.ensure_active_files(inner, &segment)?;
         let position = segment.size();
         let file = segment.file()?;
+        self.preallocate(inner, &config, &file, position, position + bytes);
         if let Err(err) = append::write_payload(&*self.io, &file, payload, plan, position) {
             self.undo_write(&file, position);
             return Err(LogError::io(segment.log_path())(err));
@@ -728,6 +740,34 @@ impl Log {
             bytes: payload.len(),
             flush_due,
         })
+    }
+
+    /// Reserves blocks past the active segment's end before a write that would reach beyond
+    /// those already reserved (see [`PREALLOCATE_FRACTION`]). Never past `segment.bytes`; a
+    /// failure only means the writes up to the attempted end take the ordinary path.
+    fn preallocate(
+        &self,
+        inner: &mut Inner,
+        config: &LogConfig,
+        file: &File,
+        position: u64,
+        write_end: u64,
+    ) {
+        let files = inner
+            .active_files
+            .as_mut()
+            .expect("active files are open before a write");
+        if write_end <= files.preallocated_end {
+            return;
+        }
+        let ahead =
+            (write_end / PREALLOCATE_FRACTION).clamp(PREALLOCATE_BYTES_MIN, PREALLOCATE_BYTES_MAX);
+        let until = write_end
+            .saturating_add(ahead)
+            .min(config.segment_bytes.max(write_end));
+        let from = files.preallocated_end.max(position);
+        let _ = self.io.preallocate(file, from, until - from);
+        files.preallocated_end = until;
     }
 
     /// Index entries and the segment's max timestamp for batches just written at `position`.
@@ -871,6 +911,7 @@ impl Log {
             time_index_len,
             pending_index: Vec::with_capacity(PENDING_INDEX_BYTES_MAX),
             pending_time: Vec::new(),
+            preallocated_end: 0,
         });
         Ok(())
     }
@@ -958,8 +999,9 @@ impl Log {
     }
 
     /// Seals the active segment: buffered index entries and its final max timestamp go to
-    /// the index files.
+    /// the index files, and blocks reserved past its end are given back.
     fn finish_segment(&self, inner: &mut Inner, segment: &Segment) -> Result<()> {
+        self.release_preallocation(inner, segment);
         let (timestamp, offset) = segment.max_timestamp();
         if timestamp >= 0 {
             let entry = TimeEntry {
@@ -973,6 +1015,26 @@ impl Log {
             }
         }
         self.write_pending_index(inner)
+    }
+
+    /// Frees the blocks reserved past the segment's end (a truncation to the length it has
+    /// frees them on Linux file systems). Best effort: they are only unused space.
+    fn release_preallocation(&self, inner: &mut Inner, segment: &Segment) {
+        let Some(files) = inner
+            .active_files
+            .as_mut()
+            .filter(|f| f.base_offset == segment.base_offset)
+        else {
+            return;
+        };
+        let size = segment.size();
+        if files.preallocated_end <= size {
+            return;
+        }
+        files.preallocated_end = size;
+        if let Ok(file) = segment.file() {
+            let _ = self.io.set_len(&file, size);
+        }
     }
 
     fn take_producer_snapshot(&self, inner: &mut Inner, offset: i64, durable: bool) -> Result<()> {

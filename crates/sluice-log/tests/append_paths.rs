@@ -1,10 +1,13 @@
 //! Goal: a leader append from a shared buffer (stamped header copies gathered with the untouched
 //! batches in one `pwritev`) stores exactly the bytes an in-place append stores and never
-//! modifies the caller's buffer. Method: the same request stream goes through both paths into
-//! two logs whose files are compared byte for byte.
+//! modifies the caller's buffer; and the blocks the log reserves past a segment's end change
+//! nothing a reader or recovery sees, and are given back at roll and close. Method: the same
+//! request stream goes through both paths into two logs whose files are compared byte for
+//! byte; file lengths and allocated blocks are read from the file system.
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -105,6 +108,55 @@ fn shared_and_in_place_appends_store_the_same_bytes() {
             );
         }
     }
+}
+
+/// Bytes the file system allocated to `path`.
+fn allocated_bytes(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn reserved_blocks_are_invisible_to_readers_and_recovery_and_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024 * 1024,
+        ..small_config()
+    };
+    let log = open(dir.path(), config, false);
+    for i in 0..100 {
+        let request = batch(2, 500, i);
+        if i % 2 == 0 {
+            append(&log, request);
+        } else {
+            append_shared(&log, &request, 1_000);
+        }
+    }
+    let first = segment_files(dir.path())[0].clone();
+    let size = log.size_bytes();
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), size);
+    assert!(
+        allocated_bytes(&first) > size + 4096,
+        "blocks are reserved past the end: {} allocated for {size}",
+        allocated_bytes(&first)
+    );
+    let before = read_all(&log, 0);
+    // A crash (no close) leaves the reservation; recovery goes by the file's length.
+    drop(log);
+    let log = open(dir.path(), config, false);
+    assert!(log.recovery_report().is_none());
+    assert_eq!(read_all(&log, 0), before);
+    assert_eq!(append(&log, batch(1, 10, 0)), 200);
+    // A roll gives the old segment's reservation back; so does a close for the new one.
+    log.roll(0).unwrap();
+    assert!(allocated_bytes(&first) < std::fs::metadata(&first).unwrap().len() + 16 * 1024);
+    assert_eq!(append(&log, batch(1, 10, 0)), 201);
+    let second = segment_files(dir.path())[1].clone();
+    assert!(allocated_bytes(&second) >= 64 * 1024);
+    log.close().unwrap();
+    assert!(allocated_bytes(&second) < std::fs::metadata(&second).unwrap().len() + 16 * 1024);
+    let log = open(dir.path(), config, true);
+    assert_eq!(read_all(&log, 0).len(), 102);
+    assert_eq!(append(&log, batch(1, 10, 0)), 202);
 }
 
 #[test]
