@@ -6,6 +6,7 @@
 //! The appender publishes a write by storing the segment size, then the log end offset.
 
 use std::fs::{self, File, OpenOptions};
+use std::ops::RangeInclusive;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -696,9 +697,18 @@ impl Log {
         let records_count: i64 = plan.iter().map(|b| i64::from(b.header.records_count)).sum();
         let config = self.cfg();
         let bytes = payload.len() as u64;
-        let rolled =
-            self.maybe_roll(inner, first.base_offset, last.last_offset(), bytes, now_ms)?;
-        let segment = self.active_segment();
+        let mut segment = self.active_segment();
+        let rolled = self.maybe_roll(
+            inner,
+            &config,
+            &segment,
+            first.base_offset..=last.last_offset(),
+            bytes,
+            now_ms,
+        )?;
+        if rolled {
+            segment = self.active_segment();
+        }
         self.ensure_active_files(inner, &segment)?;
         let position = segment.size();
         let file = segment.file()?;
@@ -869,7 +879,14 @@ impl Log {
                 tracing::error!(dir = %self.dir.display(), %err, "cannot write leader-epoch-checkpoint");
             }
         }
-        self.publish_first_unstable(inner);
+        // Only a transactional batch (which may open a transaction) or a marker (which ends
+        // one) moves the first unstable offset; skip the scan over all producers otherwise.
+        if plan
+            .iter()
+            .any(|b| b.header.is_transactional() || b.header.is_control())
+        {
+            self.publish_first_unstable(inner);
+        }
         if let Err(err) = &index_result {
             tracing::error!(dir = %self.dir.display(), %err, "cannot write the transaction index; log offline");
             self.offline.store(true, Ordering::Release);
@@ -939,25 +956,24 @@ impl Log {
         Ok(())
     }
 
+    /// Rolls before an append of `offsets` and `bytes` that the active `segment` cannot take.
     fn maybe_roll(
         &self,
         inner: &mut Inner,
-        first_offset: i64,
-        last_offset: i64,
+        config: &LogConfig,
+        segment: &Segment,
+        offsets: RangeInclusive<i64>,
         bytes: u64,
         now_ms: i64,
     ) -> Result<bool> {
-        let segment = self.active_segment();
+        let (first_offset, last_offset) = offsets.into_inner();
         let size = segment.size();
-        let index_full = segment
-            .indexes(self.cfg().index_interval_bytes)?
-            .offset
-            .len()
-            >= self.cfg().max_index_entries();
+        let index_full = segment.indexes(config.index_interval_bytes)?.offset.len()
+            >= config.max_index_entries();
         let too_old = now_ms.saturating_sub(inner.active_created_ms)
-            >= self.cfg().segment_ms.saturating_sub(inner.roll_jitter_ms);
+            >= config.segment_ms.saturating_sub(inner.roll_jitter_ms);
         let offsets_overflow = last_offset - segment.base_offset > i64::from(i32::MAX);
-        let full = size.saturating_add(bytes) > self.cfg().segment_bytes;
+        let full = size.saturating_add(bytes) > config.segment_bytes;
         if (size > 0 && (full || index_full || too_old)) || offsets_overflow {
             self.roll_locked(inner, first_offset, now_ms)?;
             return Ok(true);
