@@ -233,16 +233,20 @@ impl Partition {
         if settings.compacted {
             check_keys_present(records)?;
         }
-        // The request's bytes are shared and immutable; the log patches offsets in place, so it
-        // gets its own copy. (A zero-copy write path is a later optimisation.)
-        let mut buf = match settings.compression {
+        // The request's bytes are shared and immutable and are written as they are, beside
+        // stamped copies of the batch headers; only recompressed batches, new bytes of our
+        // own, are stamped in place.
+        let recompressed = match settings.compression {
             Some(target) => recompress(records, target)?,
             None => None,
-        }
-        .unwrap_or_else(|| BytesMut::from(&records[..]));
-        let outcome = self
-            .log
-            .append_as_leader(&mut buf, self.leader_epoch(), now_ms)?;
+        };
+        let leader_epoch = self.leader_epoch();
+        let outcome = match recompressed {
+            Some(mut buf) => self.log.append_as_leader(&mut buf, leader_epoch, now_ms)?,
+            None => self
+                .log
+                .append_shared_as_leader(records, leader_epoch, now_ms)?,
+        };
         let appended = match outcome {
             AppendOutcome::Appended(info) => {
                 if info.flush_due {
