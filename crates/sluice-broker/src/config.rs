@@ -66,7 +66,6 @@ const IGNORED: &[&str] = &[
     "process.roles",
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
-    "log.retention.check.interval.ms",
     "log.cleaner.enable",
 ];
 
@@ -127,6 +126,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: i64,
+    /// `log.retention.check.interval.ms`: how often retention deletes old segments.
+    pub log_retention_check_interval_ms: i64,
     /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
     pub transaction_state_log_num_partitions: i32,
     /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
@@ -245,6 +246,7 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            log_retention_check_interval_ms: 300_000,
             transaction_state_log_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -423,6 +425,12 @@ impl BrokerConfig {
             | "offsets.retention.check.interval.ms"
             | "offsets.topic.num.partitions"
             | "offset.metadata.max.bytes" => self.set_group(name, value)?,
+            "log.retention.check.interval.ms" => {
+                self.log_retention_check_interval_ms = parse_num(name, value)?;
+                if self.log_retention_check_interval_ms < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+            }
             "transaction.state.log.num.partitions"
             | "transaction.max.timeout.ms"
             | "transactional.id.expiration.ms"

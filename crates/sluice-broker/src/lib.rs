@@ -10,6 +10,7 @@ mod handlers;
 pub mod internal;
 pub mod metadata_store;
 pub mod partition;
+pub mod retention;
 pub mod server;
 pub mod shutdown;
 pub mod topic_config;

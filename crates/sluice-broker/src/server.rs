@@ -98,6 +98,7 @@ pub async fn run(
     let producer_expiry = tokio::spawn(producer_expiry_loop(broker.clone()));
     let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
     let txn_timers = tokio::spawn(crate::txn::run_timers(broker.clone()));
+    let retention = tokio::spawn(crate::retention::run(broker.clone()));
     tokio::select! {
         res = server.run() => {
             if let Err(e) = res {
@@ -115,6 +116,7 @@ pub async fn run(
     producer_expiry.abort();
     group_timers.abort();
     txn_timers.abort();
+    retention.abort();
     drop(notify_shutdown);
     drop(shutdown_complete);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;

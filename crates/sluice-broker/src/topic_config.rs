@@ -157,6 +157,13 @@ impl TopicConfig {
         self.effective.get(name).map(String::as_str).unwrap_or("")
     }
 
+    /// Whether `cleanup.policy` includes `delete` (retention by time and size applies).
+    pub fn has_delete_policy(&self) -> bool {
+        self.string("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "delete")
+    }
+
     /// Whether `cleanup.policy` includes `compact`.
     pub fn is_compacted(&self) -> bool {
         self.string("cleanup.policy")

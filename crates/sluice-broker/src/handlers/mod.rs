@@ -77,6 +77,9 @@ pub(crate) async fn handle(
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(admin::topics::delete(broker, r))
         }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(admin::records::delete_records(broker, r))
+        }
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(admin::topics::create_partitions(broker, r))
         }

@@ -21,6 +21,7 @@ const RESOURCE_BROKER: i8 = 4;
 const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
 
 /// The broker-level name that sets the default of topic config `name`.
@@ -170,6 +171,11 @@ fn broker_configs(c: &crate::config::BrokerConfig) -> Vec<(String, String, i8)> 
             "producer.id.expiration.check.interval.ms".to_string(),
             c.producer_id_expiration_check_interval_ms.to_string(),
             TYPE_INT,
+        ),
+        (
+            "log.retention.check.interval.ms".to_string(),
+            c.log_retention_check_interval_ms.to_string(),
+            TYPE_LONG,
         ),
         (
             "transaction.state.log.num.partitions".to_string(),

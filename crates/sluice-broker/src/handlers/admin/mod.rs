@@ -1,6 +1,7 @@
-//! Admin APIs: topics, configs, cluster description.
+//! Admin APIs: topics, configs, records, cluster description.
 
 pub(crate) mod alter_configs;
 pub(crate) mod cluster;
 pub(crate) mod configs;
+pub(crate) mod records;
 pub(crate) mod topics;
