@@ -180,3 +180,58 @@ fn mistakes_get_messages_a_person_understands() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no.such.setting"));
 }
+
+/// `sluice topic delete-records` moves a partition's start; `sluice txn list/describe` show a
+/// transactional id the broker knows, and both explain mistakes.
+#[test]
+fn delete_records_and_transactions() {
+    let s = TestServer::start(env!("CARGO_BIN_EXE_sluice"), &[]);
+    let b = s.bootstrap();
+    ok(&sluice(
+        &b,
+        &["topic", "create", "dr", "--partitions", "1"],
+        None,
+    ));
+    ok(&sluice(&b, &["produce", "dr"], Some("a\nb\nc\nd\n")));
+    let out = ok(&sluice(
+        &b,
+        &["topic", "delete-records", "dr", "-p", "0", "--before", "2"],
+        None,
+    ));
+    assert!(out.contains("dr-0 now starts at offset 2"), "{out}");
+    let o = sluice(
+        &b,
+        &["topic", "delete-records", "dr", "-p", "0", "--before", "9"],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OffsetOutOfRange"));
+    let out = ok(&sluice(
+        &b,
+        &["topic", "delete-records", "dr", "-p", "0", "--before", "-1"],
+        None,
+    ));
+    assert!(out.contains("dr-0 now starts at offset 4"), "{out}");
+
+    sluice_testkit::block_on(async {
+        use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+        let mut c = sluice_client::Client::connect(&b).await.unwrap();
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId("cli-txn".to_string().into())))
+            .with_transaction_timeout_ms(30_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        assert_eq!(c.send(&init, 5).await.unwrap().error_code, 0);
+    });
+    let out = ok(&sluice(&b, &["txn", "list"], None));
+    assert!(out.contains("cli-txn") && out.contains("Empty"), "{out}");
+    let out = ok(&sluice(&b, &["txn", "list", "--state", "Ongoing"], None));
+    assert!(!out.contains("cli-txn"), "{out}");
+    let out = ok(&sluice(&b, &["txn", "describe", "cli-txn"], None));
+    assert!(out.contains("state:            Empty"), "{out}");
+    assert!(out.contains("timeout ms:       30000"), "{out}");
+    let o = sluice(&b, &["txn", "describe", "nope"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TransactionalIdNotFound"));
+    let o = sluice(&b, &["txn", "list", "--state", "Bogus"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown transaction state(s): Bogus"));
+}

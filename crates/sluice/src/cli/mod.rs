@@ -8,6 +8,7 @@ mod group;
 mod murmur2;
 mod produce;
 mod topic;
+mod txn;
 
 /// Options every client command takes.
 #[derive(Debug, Args)]
@@ -48,6 +49,13 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Transactions: list transactional ids, describe one (what kafka-transactions does).
+    Txn {
+        #[command(subcommand)]
+        command: txn::TxnCommand,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// Runs a client command.
@@ -57,6 +65,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Produce { args, common } => produce::run(args, &common).await,
         ClientCommand::Consume { args, common } => consume::run(args, &common).await,
         ClientCommand::Group { command, common } => group::run(command, &common).await,
+        ClientCommand::Txn { command, common } => txn::run(command, &common).await,
     }
 }
 

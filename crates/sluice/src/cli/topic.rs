@@ -3,10 +3,13 @@
 use clap::Subcommand;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest,
-    MetadataResponse, TopicName,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -48,6 +51,17 @@ pub(crate) enum TopicCommand {
         /// The new total number of partitions.
         #[arg(long)]
         total: i32,
+    },
+    /// Delete the records of a partition below an offset (what kafka-delete-records does).
+    DeleteRecords {
+        /// Topic name.
+        name: String,
+        /// Partition index.
+        #[arg(long, short)]
+        partition: i32,
+        /// Delete records below this offset; `-1` deletes up to the high watermark.
+        #[arg(long, allow_negative_numbers = true)]
+        before: i64,
     },
 }
 
@@ -214,6 +228,33 @@ pub(crate) async fn run(command: TopicCommand, common: &Common) -> anyhow::Resul
                 )?;
             }
             println!("Topic {name} now has {total} partition(s).");
+        }
+        TopicCommand::DeleteRecords {
+            name,
+            partition,
+            before,
+        } => {
+            let request = DeleteRecordsRequest::default()
+                .with_topics(vec![DeleteRecordsTopic::default()
+                    .with_name(topic_name(&name))
+                    .with_partitions(vec![DeleteRecordsPartition::default()
+                        .with_partition_index(partition)
+                        .with_offset(before)])])
+                .with_timeout_ms(30_000);
+            let response = client.send(&request, 2).await?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    check(
+                        p.error_code,
+                        None,
+                        &format!("cannot delete records of {name}-{partition}"),
+                    )?;
+                    println!(
+                        "Partition {name}-{partition} now starts at offset {}.",
+                        p.low_watermark
+                    );
+                }
+            }
         }
     }
     Ok(())
