@@ -27,6 +27,8 @@ use crate::producer::{self, AppendOrigin, ProducerStateManager, SNAPSHOT_SUFFIX}
 use crate::segment::{self, IndexCursor, Segment, DELETED_SUFFIX, LOG_SUFFIX};
 use crate::txn_index::{self, AbortedTxn};
 
+mod rewrite;
+
 /// Index bytes buffered before they are written to the active segment's index files.
 const PENDING_INDEX_BYTES_MAX: usize = 4096;
 /// Producer snapshots kept on disk (older ones are removed at roll).
@@ -1807,7 +1809,10 @@ fn list_dir(dir: &Path) -> Result<Listing> {
         let entry = entry.map_err(LogError::io(dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(DELETED_SUFFIX) || name.ends_with(crate::checkpoint::TEMP_SUFFIX) {
+        if name.ends_with(DELETED_SUFFIX)
+            || name.ends_with(crate::checkpoint::TEMP_SUFFIX)
+            || name.ends_with(rewrite::CLEANED_SUFFIX)
+        {
             let _ = fs::remove_file(entry.path());
         } else if let Some(base) = parse_stem(name, LOG_SUFFIX) {
             let len = entry.metadata().map_err(LogError::io(entry.path()))?.len();
