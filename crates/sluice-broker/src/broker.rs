@@ -128,6 +128,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// The transaction coordinator.
     pub txns: crate::txn::TxnCoordinator,
+    /// What the log cleaner remembers between passes.
+    pub cleaner: crate::cleaner::CleanerState,
 }
 
 impl Broker {
@@ -164,6 +166,7 @@ impl Broker {
             data_arrived: Notify::new(),
             groups,
             txns,
+            cleaner: crate::cleaner::CleanerState::default(),
         };
         if let Some(t) = broker.topic(crate::group::OFFSETS_TOPIC) {
             broker.groups.load(t)?;

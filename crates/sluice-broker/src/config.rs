@@ -66,7 +66,6 @@ const IGNORED: &[&str] = &[
     "process.roles",
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
-    "log.cleaner.enable",
 ];
 
 /// The broker's effective configuration.
@@ -126,6 +125,12 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: i64,
+    /// `log.cleaner.enable`: whether compacted topics are cleaned.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: pause between cleaning passes.
+    pub log_cleaner_backoff_ms: i64,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
+    pub offsets_topic_segment_bytes: i64,
     /// `log.retention.check.interval.ms`: how often retention deletes old segments.
     pub log_retention_check_interval_ms: i64,
     /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
@@ -247,6 +252,9 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            offsets_topic_segment_bytes: 104_857_600,
             transaction_state_log_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -425,6 +433,18 @@ impl BrokerConfig {
             | "offsets.retention.check.interval.ms"
             | "offsets.topic.num.partitions"
             | "offset.metadata.max.bytes" => self.set_group(name, value)?,
+            "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(name, value)?,
+            "log.cleaner.backoff.ms" | "offsets.topic.segment.bytes" => {
+                let n: i64 = parse_num(name, value)?;
+                if n < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                if name == "log.cleaner.backoff.ms" {
+                    self.log_cleaner_backoff_ms = n;
+                } else {
+                    self.offsets_topic_segment_bytes = n;
+                }
+            }
             "log.retention.check.interval.ms" => {
                 self.log_retention_check_interval_ms = parse_num(name, value)?;
                 if self.log_retention_check_interval_ms < 1 {

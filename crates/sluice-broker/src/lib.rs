@@ -2,6 +2,7 @@
 //! replica manager and coordinators. `sluice server` runs [`server::run`].
 
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod error;

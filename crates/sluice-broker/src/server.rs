@@ -99,6 +99,7 @@ pub async fn run(
     let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
     let txn_timers = tokio::spawn(crate::txn::run_timers(broker.clone()));
     let retention = tokio::spawn(crate::retention::run(broker.clone()));
+    let cleaner = tokio::spawn(crate::cleaner::run(broker.clone()));
     tokio::select! {
         res = server.run() => {
             if let Err(e) = res {
@@ -117,6 +118,7 @@ pub async fn run(
     group_timers.abort();
     txn_timers.abort();
     retention.abort();
+    cleaner.abort();
     drop(notify_shutdown);
     drop(shutdown_complete);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;

@@ -32,8 +32,6 @@ pub use state::{
 
 /// The internal topic holding offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Segment size of the offsets topic (Kafka's `offsets.topic.segment.bytes` default).
-const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 /// How often the timers run; session and rebalance timeouts are this precise.
 const TICK: Duration = Duration::from_millis(100);
 /// Most groups one coordinator keeps (bounds memory against clients inventing group ids).
@@ -58,6 +56,8 @@ pub struct CoordinatorConfig {
     pub group: GroupConfig,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval_ms: i64,
 }
@@ -187,7 +187,7 @@ impl GroupCoordinator {
             broker,
             OFFSETS_TOPIC,
             self.config.offsets_topic_num_partitions,
-            OFFSETS_TOPIC_SEGMENT_BYTES,
+            &self.config.offsets_topic_segment_bytes.to_string(),
         )?;
         if let Ok(mut slot) = self.topic.write() {
             *slot = Some(topic.clone());
@@ -964,6 +964,7 @@ pub fn coordinator_config(config: &crate::config::BrokerConfig) -> CoordinatorCo
             offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
         },
         offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        offsets_topic_segment_bytes: config.offsets_topic_segment_bytes,
         offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
     }
 }

@@ -173,6 +173,21 @@ fn broker_configs(c: &crate::config::BrokerConfig) -> Vec<(String, String, i8)> 
             TYPE_INT,
         ),
         (
+            "log.cleaner.enable".to_string(),
+            c.log_cleaner_enable.to_string(),
+            TYPE_BOOLEAN,
+        ),
+        (
+            "log.cleaner.backoff.ms".to_string(),
+            c.log_cleaner_backoff_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "offsets.topic.segment.bytes".to_string(),
+            c.offsets_topic_segment_bytes.to_string(),
+            TYPE_INT,
+        ),
+        (
             "log.retention.check.interval.ms".to_string(),
             c.log_retention_check_interval_ms.to_string(),
             TYPE_LONG,
