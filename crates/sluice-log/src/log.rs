@@ -1334,6 +1334,11 @@ impl Log {
         Ok(self.lock_inner()?.producers.entry(producer_id).cloned())
     }
 
+    /// Every producer this log tracks (DescribeProducers), by producer id.
+    pub fn producer_states(&self) -> Result<Vec<producer::ProducerStateEntry>> {
+        Ok(self.lock_inner()?.producers.entries())
+    }
+
     /// The aborted transactions a `read_committed` fetch of `[start_offset,
     /// upper_bound_offset)` must report (Kafka's `collectAbortedTransactions`): those whose
     /// range overlaps it, oldest first, read from the `.txnindex` of the segment holding

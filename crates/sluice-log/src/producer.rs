@@ -203,6 +203,13 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer's state, by producer id.
+    pub fn entries(&self) -> Vec<ProducerStateEntry> {
+        let mut out: Vec<ProducerStateEntry> = self.producers.values().cloned().collect();
+        out.sort_by_key(|e| e.producer_id);
+        out
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.producers.len()

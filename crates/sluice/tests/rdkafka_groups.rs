@@ -538,10 +538,16 @@ fn bad_group_requests_get_kafka_error_codes() {
         let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("g6"))]);
         let r = c.send(&del, 2).await.expect("delete");
         assert_eq!(r.results[0].error_code, ResponseError::NonEmptyGroup.code());
-        let txn = FindCoordinatorRequest::default()
-            .with_key(sb("tx"))
-            .with_key_type(1);
-        let r = c.send(&txn, 3).await.expect("find");
-        assert_eq!(r.error_code, ResponseError::CoordinatorNotAvailable.code());
+        // Transactional ids have a coordinator too (this node); an empty one is invalid.
+        let txn = |id: &str| {
+            FindCoordinatorRequest::default()
+                .with_key(sb(id))
+                .with_key_type(1)
+        };
+        let r = c.send(&txn("tx"), 3).await.expect("find");
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.port, i32::from(s.port()));
+        let r = c.send(&txn(""), 3).await.expect("find");
+        assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
     });
 }

@@ -131,6 +131,30 @@ fn end_offset(bootstrap: &str, isolation: &str, topic: &str, partition: i32) -> 
         .1
 }
 
+/// DescribeProducers: each producer's open transaction start offset (-1 for none).
+fn open_txn_start(bootstrap: &str, topic: &str, partition: i32) -> Vec<i64> {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::DescribeProducersRequest;
+    block_on(async {
+        let mut c = sluice_client::Client::connect(bootstrap).await.unwrap();
+        let r = c
+            .send(
+                &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partition_indexes(vec![partition])]),
+                0,
+            )
+            .await
+            .unwrap();
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        p.active_producers
+            .iter()
+            .map(|s| s.current_txn_start_offset)
+            .collect()
+    })
+}
+
 fn values(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }

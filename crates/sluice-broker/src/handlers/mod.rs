@@ -71,6 +71,9 @@ pub(crate) async fn handle(
             ResponseKind::DescribeTransactions(txn::describe(broker, r))
         }
         RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(txn::list(broker, r)),
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(txn::describe_producers(broker, r))
+        }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::topics::create(broker, r, version))
         }

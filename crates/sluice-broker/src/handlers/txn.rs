@@ -1,5 +1,6 @@
 //! Transaction APIs: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
-//! DescribeTransactions and ListTransactions (InitProducerId is in `producer_id`).
+//! DescribeTransactions, ListTransactions and DescribeProducers (InitProducerId is in
+//! `producer_id`).
 //!
 //! Thin: each translates the wire message for [`crate::txn::TxnCoordinator`] (or the group
 //! coordinator, for TxnOffsetCommit) and back.
@@ -10,6 +11,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::describe_producers_response;
 use kafka_protocol::messages::describe_transactions_response::{self, TopicData};
 use kafka_protocol::messages::list_transactions_response;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -17,9 +19,10 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
-    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, TopicName,
-    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    AddPartitionsToTxnResponse, DescribeProducersRequest, DescribeProducersResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+    ListTransactionsRequest, ListTransactionsResponse, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 
 use super::sb;
@@ -288,4 +291,56 @@ pub(crate) fn list(
     ListTransactionsResponse::default()
         .with_unknown_state_filters(unknown)
         .with_transaction_states(listed)
+}
+
+/// Answers DescribeProducers: the producer state of each partition (idempotent and
+/// transactional producers, with the first offset of an open transaction).
+pub(crate) fn describe_producers(
+    broker: &Arc<Broker>,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topic(t.name.as_str());
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|index| {
+                    let r = describe_producers_response::PartitionResponse::default()
+                        .with_partition_index(*index);
+                    let states = match topic.as_ref().and_then(|t| t.partition(*index)) {
+                        None => Err(crate::error::ApiError::unknown_topic()),
+                        Some(p) => p.log().producer_states().map_err(Into::into),
+                    };
+                    match states {
+                        Err(e) => r
+                            .with_error_code(e.code())
+                            .with_error_message(Some(sb(e.message))),
+                        Ok(states) => r.with_active_producers(
+                            states
+                                .into_iter()
+                                .map(|s| {
+                                    describe_producers_response::ProducerState::default()
+                                        .with_producer_id(s.producer_id.into())
+                                        .with_producer_epoch(i32::from(s.producer_epoch))
+                                        .with_last_sequence(s.last_seq())
+                                        .with_last_timestamp(s.last_timestamp)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(
+                                            s.current_txn_first_offset.unwrap_or(-1),
+                                        )
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            describe_producers_response::TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
 }
