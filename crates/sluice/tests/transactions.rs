@@ -181,7 +181,9 @@ fn commits_and_aborts_under_both_isolation_levels() {
         "the open transaction holds the LSO"
     );
     assert_eq!(end_offset(&b, "read_uncommitted", "tx", 0), 5);
+    assert_eq!(open_txn_start(&b, "tx", 0), vec![0], "DescribeProducers");
     p.commit_transaction(T).expect("commit");
+    assert_eq!(open_txn_start(&b, "tx", 0), vec![-1]);
     assert_eq!(
         end_offset(&b, "read_committed", "tx", 0),
         6,
