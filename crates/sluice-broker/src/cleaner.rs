@@ -16,8 +16,7 @@
 //! partitions with more than [`KEYS_MAX`] distinct keys in their cleanable part.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -273,23 +272,6 @@ impl Broker {
                 }
             }
         }
-    }
-}
-
-/// Runs the cleaner every `log.cleaner.backoff.ms` until the task is aborted (not at all with
-/// `log.cleaner.enable=false`).
-pub async fn run(broker: Arc<Broker>) {
-    if !broker.config.log_cleaner_enable {
-        return;
-    }
-    let period = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(1) as u64);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.clean_logs()).await;
     }
 }
 

@@ -9,9 +9,6 @@
 //! goes too when it is expired and not empty, after a roll, so that a log always keeps an
 //! (empty) active segment at its end offset.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use sluice_log::SegmentInfo;
 
 use crate::broker::Broker;
@@ -140,19 +137,6 @@ impl Broker {
                 }
             }
         }
-    }
-}
-
-/// Runs retention every `log.retention.check.interval.ms` until the task is aborted.
-pub async fn run(broker: Arc<Broker>) {
-    let period = Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1) as u64);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.enforce_retention()).await;
     }
 }
 

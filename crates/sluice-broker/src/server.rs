@@ -94,12 +94,33 @@ pub async fn run(
         notify_shutdown,
         shutdown_complete: shutdown_complete_tx,
     };
-    let checkpointer = tokio::spawn(checkpoint_loop(broker.clone()));
-    let producer_expiry = tokio::spawn(producer_expiry_loop(broker.clone()));
+    let c = &broker.config;
+    // Checkpoints at Kafka's `log.flush.offset.checkpoint.interval.ms` so that a crash recovers
+    // from a recent recovery point.
+    let checkpointer = tokio::spawn(every(
+        broker.clone(),
+        CHECKPOINT_INTERVAL.as_millis() as i64,
+        Broker::checkpoint,
+    ));
+    let producer_expiry = tokio::spawn(every(
+        broker.clone(),
+        c.producer_id_expiration_check_interval_ms,
+        Broker::expire_producers,
+    ));
+    let retention = tokio::spawn(every(
+        broker.clone(),
+        c.log_retention_check_interval_ms,
+        Broker::enforce_retention,
+    ));
+    let cleaner = c.log_cleaner_enable.then(|| {
+        tokio::spawn(every(
+            broker.clone(),
+            c.log_cleaner_backoff_ms,
+            Broker::clean_logs,
+        ))
+    });
     let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
     let txn_timers = tokio::spawn(crate::txn::run_timers(broker.clone()));
-    let retention = tokio::spawn(crate::retention::run(broker.clone()));
-    let cleaner = tokio::spawn(crate::cleaner::run(broker.clone()));
     tokio::select! {
         res = server.run() => {
             if let Err(e) = res {
@@ -118,7 +139,9 @@ pub async fn run(
     group_timers.abort();
     txn_timers.abort();
     retention.abort();
-    cleaner.abort();
+    if let Some(cleaner) = cleaner {
+        cleaner.abort();
+    }
     drop(notify_shutdown);
     drop(shutdown_complete);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;
@@ -134,26 +157,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Writes checkpoints periodically so that a crash recovers from a recent recovery point.
-async fn checkpoint_loop(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+/// Runs the blocking `job` every `period_ms` (first after one period) off the async workers,
+/// until the task is aborted: checkpoints, producer expiry, retention, the log cleaner.
+pub(crate) async fn every(broker: Arc<Broker>, period_ms: i64, job: fn(&Broker)) {
+    let mut tick = tokio::time::interval(Duration::from_millis(period_ms.max(1) as u64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
         let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.checkpoint()).await;
-    }
-}
-
-/// Removes idle producers' state every `producer.id.expiration.check.interval.ms`.
-async fn producer_expiry_loop(broker: Arc<Broker>) {
-    let every = broker.config.producer_id_expiration_check_interval_ms;
-    let mut tick = tokio::time::interval(Duration::from_millis(every.max(1) as u64));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.expire_producers()).await;
+        let _ = tokio::task::spawn_blocking(move || job(&b)).await;
     }
 }
 
