@@ -120,6 +120,8 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offset.metadata.max.bytes`: longest metadata string of a committed offset.
     pub offset_metadata_max_bytes: i32,
+    /// `group.consumer.*`: consumer groups of the KIP-848 protocol.
+    pub group_consumer: crate::group::consumer::ConsumerGroupConfig,
     /// `producer.id.expiration.ms`: an idempotent producer's state is dropped after this long
     /// without writes (unless it has an open transaction).
     pub producer_id_expiration_ms: i64,
@@ -249,6 +251,7 @@ impl Default for BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offset_metadata_max_bytes: 4096,
+            group_consumer: Default::default(),
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
@@ -478,6 +481,10 @@ impl BrokerConfig {
             "transaction.partition.verification.enable" => {
                 self.transaction_partition_verification_enable = parse_bool(name, value)?
             }
+            "group.consumer.session.timeout.ms"
+            | "group.consumer.heartbeat.interval.ms"
+            | "group.consumer.assignors"
+            | "group.consumer.max.size" => self.set_group_consumer(name, value)?,
             _ => {
                 if let Some((_, topic_name, _)) = LOG_DEFAULTS.iter().find(|(b, _, _)| *b == name) {
                     crate::topic_config::validate(topic_name, value)
@@ -515,6 +522,52 @@ impl BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Applies one `group.consumer.*` property (KIP-848 consumer groups).
+    fn set_group_consumer(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        use crate::group::consumer::Assignor;
+        let c = &mut self.group_consumer;
+        match name {
+            "group.consumer.assignors" => {
+                let mut assignors = Vec::new();
+                for a in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    // Kafka accepts the assignors' short names or its class names.
+                    let short = a.rsplit('.').next().unwrap_or(a);
+                    let short = match short {
+                        "UniformAssignor" => "uniform",
+                        "RangeAssignor" => "range",
+                        s => s,
+                    };
+                    let assignor = Assignor::from_name(short)
+                        .ok_or_else(|| invalid(name, value, format!("unknown assignor {a}")))?;
+                    assignors.push(assignor);
+                }
+                if assignors.is_empty() {
+                    return Err(invalid(name, value, "needs at least one assignor"));
+                }
+                c.assignors = assignors;
+            }
+            "group.consumer.max.size" => {
+                let n: i32 = parse_num(name, value)?;
+                if n < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                c.max_size = n as usize;
+            }
+            _ => {
+                let n: i32 = parse_num(name, value)?;
+                if n < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                if name == "group.consumer.session.timeout.ms" {
+                    c.session_timeout_ms = n;
+                } else {
+                    c.heartbeat_interval_ms = n;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one group-coordinator property.
     fn set_group(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let at_least = |min: i64| -> Result<i64, ConfigError> {

@@ -44,7 +44,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::Fetch, 4, 17),
     range(ApiKey::ListOffsets, 1, 10),
     range(ApiKey::Metadata, 0, 13),
-    // The classic group protocol (KIP-848's ConsumerGroupHeartbeat/Describe are not served).
+    // The classic group protocol; KIP-848's APIs are at the end of the table.
     range(ApiKey::OffsetCommit, 2, 9),
     range(ApiKey::OffsetFetch, 1, 9),
     range(ApiKey::FindCoordinator, 0, 6),
@@ -76,6 +76,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeProducers, 0, 0),
     range(ApiKey::DescribeTransactions, 0, 0),
     range(ApiKey::ListTransactions, 0, 1),
+    // The consumer group protocol (KIP-848), next to the classic one.
+    range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    range(ApiKey::ConsumerGroupDescribe, 0, 1),
     range(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 

@@ -1,7 +1,8 @@
 //! Consumer groups with librdkafka (the `rdkafka` crate) against the real `sluice server`:
 //! partition assignment across members, rebalances when members leave or die, committed
 //! offsets resumed by new members and kept across a restart, cooperative-sticky incremental
-//! rebalances, static membership, and the error codes of bad group requests.
+//! rebalances, static membership, and the error codes of bad group requests; the same with the
+//! consumer group protocol (KIP-848, `group.protocol=consumer`).
 //!
 //! Method: each test starts its own server with short group timeouts
 //! (`group.min.session.timeout.ms`, `group.initial.rebalance.delay.ms=0`), runs consumers in
@@ -20,8 +21,9 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    JoinGroupRequest, OffsetCommitRequest, TopicName,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
+    ListGroupsRequest, OffsetCommitRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -37,6 +39,25 @@ use sluice_testkit::{block_on, wait_for, TestServer};
 const SESSION_MS: &str = "3000";
 /// Longest wait for a group to settle.
 const SETTLE: Duration = Duration::from_secs(40);
+
+/// Client settings of a member using the consumer group protocol (KIP-848).
+const CONSUMER_PROTOCOL: [(&str, &str); 1] = [("group.protocol", "consumer")];
+
+/// A server whose consumer groups (KIP-848) time out members after 3 s and ask for heartbeats
+/// every 300 ms, as the classic members of these tests are configured.
+fn consumer_protocol_server() -> TestServer {
+    TestServer::start(
+        env!("CARGO_BIN_EXE_sluice"),
+        &[
+            "group.consumer.session.timeout.ms=3000",
+            "group.consumer.heartbeat.interval.ms=300",
+            // For the classic members some tests mix in.
+            "group.initial.rebalance.delay.ms=0",
+            "group.min.session.timeout.ms=1000",
+            "offsets.topic.num.partitions=5",
+        ],
+    )
+}
 
 fn server() -> TestServer {
     TestServer::start(
@@ -83,11 +104,13 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) 
 
 fn consumer_config(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("session.timeout.ms", SESSION_MS)
-        .set("heartbeat.interval.ms", "300")
-        .set("max.poll.interval.ms", "10000")
+    c.set("bootstrap.servers", bootstrap).set("group.id", group);
+    // With the consumer group protocol (KIP-848) the server sets these (librdkafka refuses them).
+    if !extra.contains(&CONSUMER_PROTOCOL[0]) {
+        c.set("session.timeout.ms", SESSION_MS)
+            .set("heartbeat.interval.ms", "300");
+    }
+    c.set("max.poll.interval.ms", "10000")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
@@ -550,4 +573,212 @@ fn bad_group_requests_get_kafka_error_codes() {
         let r = c.send(&txn(""), 3).await.expect("find");
         assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
     });
+}
+
+/// Goal: the consumer group protocol (KIP-848, `group.protocol=consumer`) splits partitions,
+/// rebalances on leave and on death, and new members resume committed offsets. Method: as the
+/// classic test above, with the server-side assignor: three members on six partitions get two
+/// each; one closes (leave heartbeat) and two cover all six; one is killed (no leave) and the
+/// last gets all six only after the 3 s session timeout. Then a member of a second group
+/// commits the first half of each partition (OffsetCommit with its member epoch) and closes;
+/// a new member reads the rest and nothing before the commit point.
+#[test]
+fn consumer_protocol_members_share_partitions_rebalance_and_resume_offsets() {
+    let s = consumer_protocol_server();
+    let b = s.bootstrap();
+    create_topic(&b, "kip848", 6);
+    let m1 = Member::start(&b, "c1", "kip848", &CONSUMER_PROTOCOL);
+    let m2 = Member::start(&b, "c1", "kip848", &CONSUMER_PROTOCOL);
+    let m3 = Member::start(&b, "c1", "kip848", &CONSUMER_PROTOCOL);
+    wait_balanced(&[&m1, &m2, &m3], 6, 2, 2);
+    m3.close();
+    wait_balanced(&[&m1, &m2], 6, 3, 3);
+    let started = Instant::now();
+    m2.kill();
+    wait_balanced(&[&m1], 6, 6, 6);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+    m1.close();
+
+    produce(&b, "kip848", 6, 10);
+    let first = Member::start_committing(&b, "c2", "kip848", &CONSUMER_PROTOCOL, Some(5));
+    assert!(
+        wait_for(SETTLE, || first.seen.lock().unwrap().len() >= 60),
+        "first member read {:?}",
+        first.seen.lock().unwrap()
+    );
+    first.close();
+    let second = Member::start(&b, "c2", "kip848", &CONSUMER_PROTOCOL);
+    assert!(
+        wait_for(SETTLE, || second.seen.lock().unwrap().len() >= 30),
+        "second member read {:?}",
+        second.seen.lock().unwrap()
+    );
+    let seen = second.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|(_, o)| *o >= 5),
+        "re-read before the commit point: {seen:?}"
+    );
+    assert_eq!(seen.len(), 30, "{seen:?}");
+}
+
+/// Goal: bad consumer-group-protocol requests get Kafka's error codes, and the group APIs
+/// treat a consumer group as Kafka does. Method: raw requests with the project's client: a
+/// join with an unknown server assignor, a member that joins and then heartbeats with a wrong
+/// epoch or an unknown id, commits with a stale epoch and with OffsetCommit v8, a classic
+/// JoinGroup and a DeleteGroups while it has a member; ListGroups, DescribeGroups and
+/// ConsumerGroupDescribe of it; and a consumer heartbeat to a classic group with members.
+#[test]
+fn consumer_protocol_bad_requests_get_kafka_error_codes() {
+    let s = consumer_protocol_server();
+    let b = s.bootstrap();
+    create_topic(&b, "cbad", 2);
+    let classic = Member::start(&b, "classic", "cbad", &[]);
+    wait_balanced(&[&classic], 2, 2, 2);
+    block_on(async {
+        let mut c = sluice_client::Client::connect(&b).await.expect("connect");
+        let join = |member: &str| {
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(sb("cg")))
+                .with_member_id(sb(member))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(5000)
+                .with_subscribed_topic_names(Some(vec![TopicName(sb("cbad"))]))
+                .with_topic_partitions(Some(Vec::new()))
+        };
+        let r = c
+            .send(&join("m1").with_server_assignor(Some(sb("sticky"))), 1)
+            .await
+            .expect("heartbeat");
+        assert_eq!(r.error_code, ResponseError::UnsupportedAssignor.code());
+        let r = c
+            .send(&join("m1").with_server_assignor(Some(sb("range"))), 1)
+            .await
+            .expect("heartbeat");
+        assert_eq!(r.error_code, 0, "{r:?}");
+        assert_eq!(r.heartbeat_interval_ms, 300);
+        let epoch = r.member_epoch;
+        assert!(epoch > 0);
+        let assigned: usize = r
+            .assignment
+            .expect("assignment")
+            .topic_partitions
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum();
+        assert_eq!(assigned, 2);
+        let beat = |member: &str, epoch: i32| {
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(sb("cg")))
+                .with_member_id(sb(member))
+                .with_member_epoch(epoch)
+        };
+        let r = c.send(&beat("m1", epoch + 1), 1).await.expect("hb");
+        assert_eq!(r.error_code, ResponseError::FencedMemberEpoch.code());
+        let r = c.send(&beat("nobody", 1), 1).await.expect("hb");
+        assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+        let r = c.send(&beat("m1", -3), 1).await.expect("hb");
+        assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+
+        let commit = |epoch: i32| {
+            OffsetCommitRequest::default()
+                .with_group_id(GroupId(sb("cg")))
+                .with_member_id(sb("m1"))
+                .with_generation_id_or_member_epoch(epoch)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(sb("cbad")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1)])])
+        };
+        let code = |r: &kafka_protocol::messages::OffsetCommitResponse| {
+            r.topics[0].partitions[0].error_code
+        };
+        let r = c.send(&commit(epoch - 1), 9).await.expect("commit");
+        assert_eq!(code(&r), ResponseError::StaleMemberEpoch.code());
+        let r = c.send(&commit(epoch), 8).await.expect("commit");
+        assert_eq!(code(&r), ResponseError::UnsupportedVersion.code());
+        let r = c.send(&commit(epoch), 9).await.expect("commit");
+        assert_eq!(code(&r), 0);
+
+        let classic_join = JoinGroupRequest::default()
+            .with_group_id(GroupId(sb("cg")))
+            .with_session_timeout_ms(6000)
+            .with_rebalance_timeout_ms(6000)
+            .with_protocol_type(sb("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default().with_name(sb("range"))
+            ]);
+        let r = c.send(&classic_join, 9).await.expect("join");
+        assert_eq!(
+            r.error_code,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("cg"))]);
+        let r = c.send(&del, 2).await.expect("delete");
+        assert_eq!(r.results[0].error_code, ResponseError::NonEmptyGroup.code());
+
+        let l = c
+            .send(
+                &ListGroupsRequest::default().with_types_filter(vec![sb("consumer")]),
+                5,
+            )
+            .await
+            .expect("list");
+        let ids: Vec<(&str, &str)> = l
+            .groups
+            .iter()
+            .map(|g| (g.group_id.as_str(), g.group_type.as_str()))
+            .collect();
+        assert_eq!(ids, vec![("cg", "consumer")]);
+        let d = c
+            .send(
+                &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("cg"))]),
+                5,
+            )
+            .await
+            .expect("describe");
+        assert_eq!(d.groups[0].group_state.as_str(), "Dead");
+        let d = c
+            .send(
+                &ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![GroupId(sb("cg")), GroupId(sb("classic"))]),
+                1,
+            )
+            .await
+            .expect("consumer group describe");
+        let g = &d.groups[0];
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.group_state.as_str(), "Stable");
+        assert_eq!(g.assignor_name.as_str(), "range");
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(g.members[0].member_epoch, epoch);
+        assert_eq!(
+            g.members[0].assignment.topic_partitions[0]
+                .topic_name
+                .as_str(),
+            "cbad"
+        );
+        assert_eq!(
+            d.groups[1].error_code,
+            ResponseError::GroupIdNotFound.code()
+        );
+
+        // The classic group's id is taken.
+        let r = c
+            .send(&join("x").with_group_id(GroupId(sb("classic"))), 1)
+            .await
+            .expect("heartbeat");
+        assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code());
+
+        // Leave; then the empty group can be deleted.
+        let r = c.send(&beat("m1", -1), 1).await.expect("leave");
+        assert_eq!((r.error_code, r.member_epoch), (0, -1));
+        let r = c.send(&del, 2).await.expect("delete");
+        assert_eq!(r.results[0].error_code, 0);
+    });
+    classic.close();
 }

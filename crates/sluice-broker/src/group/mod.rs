@@ -9,6 +9,7 @@
 //! A single node coordinates every group; the partition of `__consumer_offsets` a group lives in
 //! is still chosen as Kafka does, so that the layout is ready for coordinator fail-over.
 
+pub mod consumer;
 pub mod records;
 pub mod state;
 
@@ -60,6 +61,8 @@ pub struct CoordinatorConfig {
     pub offsets_topic_segment_bytes: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval_ms: i64,
+    /// Consumer groups of the KIP-848 protocol (`group.consumer.*`).
+    pub consumer: consumer::ConsumerGroupConfig,
 }
 
 /// A committed offset as OffsetFetch returns it.
@@ -126,6 +129,8 @@ pub struct GroupCoordinator {
     /// Offsets committed by transactions not yet ended (TxnOffsetCommit), by producer id; they
     /// become committed offsets when the commit marker is written, and vanish on abort.
     txn_offsets: Mutex<PendingTxnOffsets>,
+    /// Membership of consumer groups (KIP-848); their offsets live in `groups`.
+    pub consumer: consumer::ConsumerGroups,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -164,6 +169,7 @@ impl GroupCoordinator {
             next_retention_check_ms: Mutex::new(
                 wall_ms() + config.offsets_retention_check_interval_ms,
             ),
+            consumer: consumer::ConsumerGroups::new(config.consumer.clone(), GROUPS_MAX),
             config,
             groups: Mutex::new(HashMap::new()),
             topic: RwLock::new(None),
@@ -319,6 +325,17 @@ impl GroupCoordinator {
         Ok(g)
     }
 
+    /// Whether a classic group with members has this id.
+    pub fn classic_has_members(&self, id: &str) -> bool {
+        self.group(id).is_some_and(|g| lock(&g).member_count() > 0)
+    }
+
+    /// Whether a classic group (or a group holding only offsets) has this id.
+    pub fn classic_exists(&self, id: &str) -> bool {
+        self.group(id)
+            .is_some_and(|g| lock(&g).state() != GroupState::Dead)
+    }
+
     /// Checks the group id and makes sure the offsets topic exists.
     fn ready(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
         if group_id.is_empty() {
@@ -342,6 +359,10 @@ impl GroupCoordinator {
         };
         if let Err(e) = self.ready(broker, group_id) {
             return failed(e);
+        }
+        // A consumer group (KIP-848) with members holds the id; an empty one gives way.
+        if self.consumer.remove_if_empty(group_id).is_err() {
+            return failed(ResponseError::InconsistentGroupProtocol);
         }
         let group = if req.member_id.is_empty() {
             match self.group_or_create(group_id) {
@@ -451,7 +472,14 @@ impl GroupCoordinator {
         if let Err(e) = self.ready(broker, group_id) {
             return all(e);
         }
-        let group = if generation_id < 0 && member_id.is_empty() {
+        // Members of a consumer group (KIP-848) commit with their member epoch.
+        let consumer = self
+            .consumer
+            .validate_commit(group_id, member_id, generation_id);
+        if let Some(Err(e)) = consumer {
+            return all(e);
+        }
+        let group = if consumer.is_some() || (generation_id < 0 && member_id.is_empty()) {
             self.group_or_create(group_id)
         } else {
             // Kafka: a generation-checked commit to a group that does not exist.
@@ -463,8 +491,10 @@ impl GroupCoordinator {
         };
         let mut g = lock(&group);
         let now = wall_ms();
-        if let Err(e) = g.validate_commit(member_id, instance, generation_id, now) {
-            return all(e);
+        if consumer.is_none() {
+            if let Err(e) = g.validate_commit(member_id, instance, generation_id, now) {
+                return all(e);
+            }
         }
         let (mut results, accepted, batch) = self.offset_records(broker, group_id, partitions, now);
         if let Err(e) = self.write(broker, group_id, &batch) {
@@ -505,9 +535,22 @@ impl GroupCoordinator {
             Ok(g) => g,
             Err(e) => return all(e),
         };
+        // Members of a consumer group (KIP-848) commit with their member epoch; clients of
+        // TxnOffsetCommit know a stale one as ILLEGAL_GENERATION.
+        let consumer =
+            self.consumer
+                .validate_commit(txn.group_id, txn.member_id, txn.generation_id);
+        if let Some(Err(e)) = consumer {
+            return all(match e {
+                ResponseError::StaleMemberEpoch => ResponseError::IllegalGeneration,
+                e => e,
+            });
+        }
         let g = lock(&group);
-        if let Err(e) = g.validate_txn_commit(txn.member_id, txn.instance, txn.generation_id) {
-            return all(e);
+        if consumer.is_none() {
+            if let Err(e) = g.validate_txn_commit(txn.member_id, txn.instance, txn.generation_id) {
+                return all(e);
+            }
         }
         let now = wall_ms();
         let (results, accepted, batch) = self.offset_records(broker, txn.group_id, partitions, now);
@@ -776,11 +819,13 @@ impl GroupCoordinator {
     /// metadata.
     pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
         self.ready(broker, group_id)?;
+        let consumer_removed = self.consumer.remove_if_empty(group_id)?;
         let mut groups = lock(&self.groups);
-        let group = groups
-            .get(group_id)
-            .cloned()
-            .ok_or(ResponseError::GroupIdNotFound)?;
+        let group = match groups.get(group_id).cloned() {
+            Some(g) => g,
+            None if consumer_removed => return Ok(()),
+            None => return Err(ResponseError::GroupIdNotFound),
+        };
         let mut g = lock(&group);
         match g.state() {
             GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
@@ -823,6 +868,7 @@ impl GroupCoordinator {
             g.tick(now_ms, &self.config.group);
             self.persist_if_dirty(broker, &mut g);
         }
+        self.consumer.tick(broker, now_ms);
         let due = {
             let mut next = lock(&self.next_retention_check_ms);
             let due = now_ms >= *next;
@@ -966,5 +1012,6 @@ pub fn coordinator_config(config: &crate::config::BrokerConfig) -> CoordinatorCo
         offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         offsets_topic_segment_bytes: config.offsets_topic_segment_bytes,
         offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+        consumer: config.group_consumer.clone(),
     }
 }

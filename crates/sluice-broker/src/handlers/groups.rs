@@ -318,9 +318,16 @@ pub(crate) fn offset_commit(
         })
         .collect();
     let instance = request.group_instance_id.as_ref().map(string);
-    let mut results = broker
-        .groups
-        .commit(
+    // Kafka: members of the consumer group protocol commit with OffsetCommit v9+.
+    let old_version = version < 9
+        && broker
+            .groups
+            .consumer
+            .is_member(request.group_id.as_str(), request.member_id.as_str());
+    let mut results = if old_version {
+        vec![Some(ResponseError::UnsupportedVersion); partitions.len()]
+    } else {
+        broker.groups.commit(
             broker,
             request.group_id.as_str(),
             request.member_id.as_str(),
@@ -328,7 +335,8 @@ pub(crate) fn offset_commit(
             request.generation_id_or_member_epoch,
             &partitions,
         )
-        .into_iter();
+    }
+    .into_iter();
     let topics = request
         .topics
         .into_iter()
@@ -398,6 +406,17 @@ pub(crate) fn offset_fetch(
                         .collect()
                 });
                 let group = g.group_id.as_str();
+                // Members of a consumer group fetch with their member epoch (v9+).
+                let checked = broker.groups.consumer.validate_fetch(
+                    group,
+                    g.member_id.as_ref().map(|m| m.as_str()),
+                    g.member_epoch,
+                );
+                if let Err(e) = checked {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(e.code());
+                }
                 let topics = fetch_group(broker, group, &topics)
                     .into_iter()
                     .map(|(t, parts)| {
@@ -532,19 +551,25 @@ pub(crate) fn list_groups(
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
-    let wants_classic = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
-    if !wants_classic {
-        return ListGroupsResponse::default();
-    }
+    let wants = |kind: &str| {
+        request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.as_str().eq_ignore_ascii_case(kind))
+    };
     let states: Vec<String> = request.states_filter.iter().map(string).collect();
-    let groups = broker
-        .groups
-        .list(&states)
+    // Consumer groups (KIP-848); their offsets sit in a classic group of the same id, which is
+    // not listed a second time.
+    let consumer = super::consumer_groups::listed(broker);
+    let classic = if wants("classic") {
+        broker.groups.list(&states)
+    } else {
+        Vec::new()
+    };
+    let mut groups: Vec<ListedGroup> = classic
         .into_iter()
+        .filter(|g| !consumer.contains_key(&g.group_id))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(sb(g.group_id)))
@@ -558,6 +583,24 @@ pub(crate) fn list_groups(
             l
         })
         .collect();
+    if wants("consumer") {
+        for (id, state) in consumer {
+            if !states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(state)) {
+                continue;
+            }
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(sb(id)))
+                .with_protocol_type(sb("consumer"));
+            if version >= 4 {
+                l = l.with_group_state(sb(state));
+            }
+            if version >= 5 {
+                l = l.with_group_type(sb("consumer"));
+            }
+            groups.push(l);
+        }
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    }
     ListGroupsResponse::default().with_groups(groups)
 }
 
@@ -588,7 +631,11 @@ pub(crate) fn describe_groups(
                     .with_error_code(ResponseError::InvalidGroupId.code())
                     .with_group_state(sb(GroupState::Dead.name()));
             }
-            let g = broker.groups.describe(id.as_str());
+            let mut g = broker.groups.describe(id.as_str());
+            if broker.groups.consumer.get(id.as_str()).is_some() {
+                // As Kafka: DescribeGroups describes classic groups only.
+                g.state = None;
+            }
             let Some(state) = g.state else {
                 d = d.with_group_state(sb(GroupState::Dead.name()));
                 if version >= 6 {

@@ -10,6 +10,7 @@ use crate::broker::Broker;
 
 mod admin;
 pub(crate) mod api_versions;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -133,6 +134,16 @@ pub(crate) async fn handle(
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(groups::delete_groups(broker, r))
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            let host = format!("/{}", peer.ip());
+            ResponseKind::ConsumerGroupHeartbeat(consumer_groups::heartbeat(
+                broker, r, version, client_id, &host,
+            ))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_groups::describe(broker, r, version))
         }
         other => {
             // Unreachable while `sluice_proto::api::SUPPORTED` and this match agree; a unit test
