@@ -479,7 +479,7 @@ impl GroupCoordinator {
         if let Some(Err(e)) = consumer {
             return all(e);
         }
-        let group = if consumer.is_some() || (generation_id < 0 && member_id.is_empty()) {
+        let group = if consumer.is_some() || generation_id < 0 {
             self.group_or_create(group_id)
         } else {
             // Kafka: a generation-checked commit to a group that does not exist.

@@ -979,7 +979,7 @@ impl Group {
         if self.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        if generation_id < 0 && member_id.is_empty() && self.members.is_empty() {
+        if generation_id < 0 && self.members.is_empty() {
             return Ok(());
         }
         self.check_member(member_id, instance)?;
