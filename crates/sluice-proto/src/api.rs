@@ -75,7 +75,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeCluster, 0, 2),
     range(ApiKey::DescribeProducers, 0, 0),
     range(ApiKey::DescribeTransactions, 0, 0),
-    range(ApiKey::ListTransactions, 0, 1),
+    range(ApiKey::ListTransactions, 0, 2),
     // The consumer group protocol (KIP-848), next to the classic one.
     range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     range(ApiKey::ConsumerGroupDescribe, 0, 1),

@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
 use super::sb;
 use crate::broker::Broker;
 use crate::group::{CommitPartition, TxnCommit, OFFSETS_TOPIC};
-use crate::txn::TxnState;
+use crate::txn::{TxnIdPattern, TxnState};
 
 /// PRODUCER_FENCED came with KIP-588; versions before `since` get INVALID_PRODUCER_EPOCH, the
 /// code their clients know.
@@ -258,11 +258,16 @@ pub(crate) fn describe(
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
 
-/// Answers ListTransactions (v0–v1: state, producer-id and duration filters).
+/// Answers ListTransactions (v0–v2: state, producer-id, duration and, v2, transactional id
+/// pattern filters).
 pub(crate) fn list(
     broker: &Arc<Broker>,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
+    let pattern = match TxnIdPattern::parse(request.transactional_id_pattern.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return ListTransactionsResponse::default().with_error_code(e.code()),
+    };
     let mut states = Vec::new();
     let mut unknown = Vec::new();
     for name in request.state_filters {
@@ -273,9 +278,12 @@ pub(crate) fn list(
     }
     let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let listed = if unknown.is_empty() || !states.is_empty() {
-        broker
-            .txns
-            .list(&states, &producer_ids, request.duration_filter)
+        broker.txns.list(
+            &states,
+            &producer_ids,
+            request.duration_filter,
+            pattern.as_ref(),
+        )
     } else {
         Vec::new()
     };

@@ -632,13 +632,15 @@ impl TxnCoordinator {
         self.get(transactional_id).map(|m| lock(&m).clone())
     }
 
-    /// Every transactional id, optionally only those in `states`, of `producer_ids`, and whose
-    /// open transaction has run longer than `min_duration_ms` (ListTransactions).
+    /// Every transactional id, optionally only those in `states`, of `producer_ids`, whose
+    /// last transaction started longer than `min_duration_ms` ago, and matching `id_pattern`
+    /// (ListTransactions).
     pub fn list(
         &self,
         states: &[TxnState],
         producer_ids: &[i64],
         min_duration_ms: i64,
+        id_pattern: Option<&TxnIdPattern>,
     ) -> Vec<TxnMetadata> {
         let now = wall_ms();
         let entries: Vec<Arc<Mutex<TxnMetadata>>> = lock(&self.txns).values().cloned().collect();
@@ -650,6 +652,7 @@ impl TxnCoordinator {
             .filter(|m| {
                 min_duration_ms < 0 || (m.start_ms >= 0 && now - m.start_ms > min_duration_ms)
             })
+            .filter(|m| id_pattern.is_none_or(|p| p.matches(&m.transactional_id)))
             .collect();
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
@@ -750,9 +753,62 @@ pub async fn run_timers(broker: Arc<Broker>) {
     }
 }
 
+/// ListTransactions v2's transactional id filter (KIP-1152): a regular expression the whole id
+/// must match, as Kafka's `Pattern.matcher(id).matches()`.
+#[derive(Debug)]
+pub struct TxnIdPattern(regex::Regex);
+
+impl TxnIdPattern {
+    /// Longest pattern accepted, in bytes: a bound on what one request can make us compile.
+    pub const LEN_MAX: usize = 4096;
+
+    /// `None` for an absent or empty pattern (no filter, as Kafka); INVALID_REGULAR_EXPRESSION
+    /// for one that does not compile or is longer than [`Self::LEN_MAX`].
+    pub fn parse(pattern: Option<&str>) -> Result<Option<Self>, ResponseError> {
+        let Some(p) = pattern.filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        if p.len() > Self::LEN_MAX {
+            return Err(ResponseError::InvalidRegularExpression);
+        }
+        regex::Regex::new(&format!("^(?:{p})$"))
+            .map(|r| Some(Self(r)))
+            .map_err(|_| ResponseError::InvalidRegularExpression)
+    }
+
+    /// Whether the whole of `transactional_id` matches.
+    pub fn matches(&self, transactional_id: &str) -> bool {
+        self.0.is_match(transactional_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_pattern_matches_whole_ids_like_kafka() {
+        // Kafka 4.1.2's answers to kafka-transactions list --transactional-id-pattern
+        let p = |s: &str| TxnIdPattern::parse(Some(s)).unwrap().unwrap();
+        assert!(p("held-x").matches("held-x"));
+        assert!(!p("held").matches("held-x"), "a prefix is not a match");
+        assert!(!p("kkp").matches("kkp-tx"));
+        assert!(p(".*kkp-tx").matches("kkp-tx"));
+        assert!(p("kkp-t.$").matches("kkp-tx"));
+        assert!(p("a|b").matches("b"), "alternation is anchored as a whole");
+        assert!(!p("a|b").matches("ab"));
+        assert!(TxnIdPattern::parse(None).unwrap().is_none());
+        assert!(TxnIdPattern::parse(Some("")).unwrap().is_none());
+        assert_eq!(
+            TxnIdPattern::parse(Some("[")).unwrap_err(),
+            ResponseError::InvalidRegularExpression
+        );
+        let long = "a".repeat(TxnIdPattern::LEN_MAX + 1);
+        assert_eq!(
+            TxnIdPattern::parse(Some(&long)).unwrap_err(),
+            ResponseError::InvalidRegularExpression
+        );
+    }
 
     #[test]
     fn state_ids_and_names_are_kafkas() {
