@@ -7,9 +7,10 @@
 #   kcat                 Debian package (apt-get)
 #   interop/python/.venv kafka-python, aiokafka and codecs, pinned in interop/python/requirements.txt
 #   interop/js           kafkajs 2.2.4 and codecs, `npm ci` from the committed package-lock.json
-#   interop/go/bin       franz-go and sarama clients, modules pinned by go.mod/go.sum
+#   interop/go/bin       franz-go (franz, franzgroup, franztxn) and sarama clients, modules pinned
+#                        by go.mod/go.sum
 #   interop/java/target  kafka-clients, kafka-tools, kafka_2.13 (4.1.x) and all runtime deps in
-#                        target/lib; the Java test client in target/interop-client.jar
+#                        target/lib; the Java test clients in target/interop-client.jar
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,7 +70,7 @@ js_step() {
 go_step() {
   local want
   want="$(cd "$I/go" && stamp_of go.mod go.sum $(find . -name '*.go' | sort))"
-  if [[ -x "$I/go/bin/franz" && -x "$I/go/bin/franzgroup" && -x "$I/go/bin/sarama" && "$(cat "$I/go/bin/.interop-stamp" 2>/dev/null)" == "$want" ]]; then
+  if [[ -x "$I/go/bin/franz" && -x "$I/go/bin/franzgroup" && -x "$I/go/bin/franztxn" && -x "$I/go/bin/sarama" && "$(cat "$I/go/bin/.interop-stamp" 2>/dev/null)" == "$want" ]]; then
     say "go: binaries up to date"; return
   fi
   (
@@ -78,6 +79,7 @@ go_step() {
     # one build at a time: this machine's cores are shared
     GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/franz ./cmd/franz
     GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/franzgroup ./cmd/franzgroup
+    GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/franztxn ./cmd/franztxn
     GOFLAGS="${GOFLAGS:-} -p=1" go build -o bin/sarama ./cmd/sarama
   )
   echo "$want" > "$I/go/bin/.interop-stamp"

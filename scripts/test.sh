@@ -4,7 +4,8 @@
 #   2. unit, property, crash and integration tests (`cargo test`: the real `sluice server` driven
 #      by librdkafka through the rdkafka crate);
 #   3. the cross-client interop suite (kcat, kafka-python, aiokafka, kafkajs, franz-go, sarama,
-#      the Java client and Kafka's own CLI tools) and idempotent producers through a lossy proxy;
+#      the Java client and Kafka's own CLI tools), idempotent producers through a lossy proxy,
+#      consumer groups and transactions across clients;
 #   4. librdkafka's own integration tests (the allowlist in compat/librdkafka/tests.allow).
 # Installs what the tests need first (idempotent). SKIP_INTEROP=1 runs only 1 and 2.
 # Every suite runs even if an earlier one failed; the last line sums them up, and the exit code
@@ -86,6 +87,8 @@ if [ "${SKIP_INTEROP:-0}" != 1 ]; then
   suite interop scripts/interop.sh
   suite idempotence interop/idempotence.sh
   suite groups groups_suite
+  # transactions across clients (interop/txn), against a server txn.sh starts itself
+  suite txn interop/txn/txn.sh
   if [ -x compat/librdkafka/run.sh ]; then
     step "build librdkafka's test runner"
     compat/librdkafka/build.sh || broken+=(librdkafka-build)
