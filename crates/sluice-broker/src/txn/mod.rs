@@ -649,9 +649,7 @@ impl TxnCoordinator {
             .map(|m| lock(m).clone())
             .filter(|m| states.is_empty() || states.contains(&m.state))
             .filter(|m| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
-            .filter(|m| {
-                min_duration_ms < 0 || (m.start_ms >= 0 && now - m.start_ms > min_duration_ms)
-            })
+            .filter(|m| longer_than(m.start_ms, now, min_duration_ms))
             .filter(|m| id_pattern.is_none_or(|p| p.matches(&m.transactional_id)))
             .collect();
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
@@ -753,6 +751,14 @@ pub async fn run_timers(broker: Arc<Broker>) {
     }
 }
 
+/// ListTransactions' duration filter, as Kafka's `TransactionStateManager`: a negative filter
+/// keeps everything, otherwise an id is kept when `now_ms - start_ms` exceeds it. An id with no
+/// transaction started since its InitProducerId (`start_ms` -1, state Empty) is therefore kept
+/// by any filter shorter than the wall clock, as Kafka 4.1.2 lists it.
+fn longer_than(start_ms: i64, now_ms: i64, min_duration_ms: i64) -> bool {
+    min_duration_ms < 0 || now_ms.saturating_sub(start_ms) > min_duration_ms
+}
+
 /// ListTransactions v2's transactional id filter (KIP-1152): a regular expression the whole id
 /// must match, as Kafka's `Pattern.matcher(id).matches()`.
 #[derive(Debug)]
@@ -785,6 +791,20 @@ impl TxnIdPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_filter_is_kafkas() {
+        assert!(longer_than(1_000, 1_000, -1), "a negative filter keeps all");
+        assert!(longer_than(1_000, 6_001, 5_000));
+        assert!(
+            !longer_than(1_000, 6_000, 5_000),
+            "only longer, not as long"
+        );
+        // Kafka 4.1.2 lists an Empty id (start -1) under a one-day filter
+        let now_ms = 1_795_000_000_000;
+        assert!(longer_than(-1, now_ms, 86_400_000));
+        assert!(!longer_than(now_ms - 1_000, now_ms, 86_400_000));
+    }
 
     #[test]
     fn id_pattern_matches_whole_ids_like_kafka() {
