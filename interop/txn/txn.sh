@@ -138,6 +138,7 @@ if selected tools; then
   if ! grep -qx holding "$work/hold.out"; then
     fail "txn/tools/list" "the held transaction did not start: $(tail -n 3 "$work/hold.err" | tr '\n' ' ')"
     fail "txn/tools/describe" "not run"
+    fail "txn/tools/describe-producers" "not run"
     fail "txn/lso" "not run"
   else
     # list: the held transaction is Ongoing; each client's first producer completed its commit;
@@ -174,6 +175,21 @@ if selected tools; then
     # the last stable offset stays below the held transaction (lso_check.py)
     lso_open="$(timeout "$TIMEOUT" "$PY" "$HERE/lso_check.py" --bootstrap "$B" --topic "$held_topic" \
       --prefix "$RUN" --phase open 2>"$work/lso.err")"
+
+    # describe-producers (DescribeProducers): partition 0 of the held topic has the held producer,
+    # its open transaction starting at offset 0, and lso_check.py's, whose transaction is over
+    out="$(transactions describe-producers --topic "$held_topic" --partition 0 2>&1)"
+    echo "$out" >"$work/producers.out"
+    held_producer="$(awk -v id="$held" '$1 == id { print $3 }' "$work/list.out")"
+    cols="$(head -n 1 <<<"$out" | xargs)"
+    if [[ "$cols" != "ProducerId ProducerEpoch LatestCoordinatorEpoch LastSequence LastTimestamp CurrentTransactionStartOffset" ]]; then
+      fail "txn/tools/describe-producers" "$(head -n 3 <<<"$out" | tr '\n' ' ')"
+    elif [[ "$(awk -v p="$held_producer" '$1 == p { print $3, $4, $6 }' <<<"$out")" != "-1 0 0" ]] ||
+      [[ "$(awk 'NR > 1 && $6 == "None"' <<<"$out" | wc -l)" -ne 1 || "$(wc -l <<<"$out")" -ne 3 ]]; then
+      fail "txn/tools/describe-producers" "held producer $held_producer (want coordinator epoch -1, last sequence 0, transaction start 0) and one more with no open transaction: $(tr '\n' ';' <<<"$out")"
+    else
+      pass "txn/tools/describe-producers" "held producer's transaction starts at 0, the other's is over"
+    fi
 
     # describe: the held one Ongoing on both partitions with its timeout; after its producer
     # aborts, CompleteAbort without partitions; an unknown id fails
