@@ -13,7 +13,8 @@
 #   fencing           a second producer with the same transactional.id fences the first (its
 #                     commit fails with the client's fenced error)
 # Clients: kafka-python (txn/kafka_python_txn.py), aiokafka (txn/aiokafka_txn.py), kafkajs
-# (txn/kafkajs_txn.js), franz-go (go/bin/franztxn), Java (sluice.interop.TxnClient).
+# (txn/kafkajs_txn.js), franz-go (go/bin/franztxn), Java (sluice.interop.TxnClient), and the
+# Java client's ctp step once more with group.protocol=consumer (KIP-848; java-kip848).
 # Then Kafka's kafka-transactions tool (org.apache.kafka.tools.TransactionsCommand) lists and
 # describes transactions, one of them held open by txn/hold_txn.py, and txn/lso_check.py checks
 # the last stable offset stays below that open transaction until it is aborted.
@@ -22,8 +23,8 @@
 #
 # Without BOOTSTRAP it starts $SLUICE_BIN (else target/release/sluice) on a free port with a
 # temporary data dir and stops it on exit. TXN_ONLY=REGEX runs only the matching clients
-# (kafka-python aiokafka kafkajs franz-go java tools). Prints one PASS/FAIL line per case and
-# last "N passed, N failed"; exits 1 if any failed. Needs scripts/install-deps.sh.
+# (kafka-python aiokafka kafkajs franz-go java java-kip848 tools). Prints one PASS/FAIL line per
+# case and last "N passed, N failed"; exits 1 if any failed. Needs scripts/install-deps.sh.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 I="$HERE/.."
@@ -89,17 +90,20 @@ client_cmd() {
     kafkajs) echo node "$HERE/kafkajs_txn.js" ;;
     franz-go) echo "$I/go/bin/franztxn" ;;
     java) echo "$(java_cmd) sluice.interop.TxnClient" ;;
+    java-kip848) echo "$(java_cmd) sluice.interop.TxnClient --group-protocol consumer" ;;
   esac
 }
 
 # run_client CLIENT: the scenario, then one case per step from its ok/fail lines
 run_client() {
-  local c="$1" out="$work/$1.out" err="$work/$1.err" t0=$SECONDS st line
+  local c="$1" out="$work/$1.out" err="$work/$1.err" t0=$SECONDS st line steps=("${STEPS[@]}")
+  # the KIP-848 consumer changes only the consume-transform-produce step
+  [[ "$c" == java-kip848 ]] && steps=(ctp)
   # shellcheck disable=SC2046
   timeout -k 5 $((TIMEOUT * 4)) $(client_cmd "$c") --bootstrap "$B" --prefix "$RUN-$c" \
     >"$out" 2>"$err" </dev/null
   st=$?
-  for s in "${STEPS[@]}"; do
+  for s in "${steps[@]}"; do
     line="$(grep -m1 -E "^(ok|fail) $s( |$)" "$out")"
     case "$line" in
       ok*) pass "txn/$c/$s" "${line#ok "$s" }" ;;
@@ -112,7 +116,7 @@ run_client() {
 
 selected() { [[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"$1"; }
 
-for c in kafka-python aiokafka kafkajs franz-go java; do
+for c in kafka-python aiokafka kafkajs franz-go java java-kip848; do
   selected "$c" && run_client "$c"
 done
 

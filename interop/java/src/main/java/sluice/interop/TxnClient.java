@@ -30,7 +30,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * transactional KafkaProducer and a read_committed KafkaConsumer. Prints {@code ok STEP DETAIL}
  * or {@code fail STEP WHY} per step (produce, read-committed, read-uncommitted, ctp, fencing).
  *
- * <pre>java -cp ... sluice.interop.TxnClient --bootstrap B --prefix P</pre>
+ * <pre>java -cp ... sluice.interop.TxnClient --bootstrap B --prefix P [--group-protocol consumer]</pre>
  */
 public final class TxnClient {
   private static final int PARTITIONS = 2;
@@ -39,6 +39,11 @@ public final class TxnClient {
   private static Duration timeout = Duration.ofSeconds(60);
   private static String bootstrap;
   private static String prefix;
+  /**
+   * --group-protocol classic (the default) or consumer (KIP-848): the ctp step's group protocol.
+   * With consumer only the ctp step runs (the other steps use no group).
+   */
+  private static String groupProtocol = "classic";
 
   private record Rec(int partition, String value) {}
 
@@ -123,7 +128,10 @@ public final class TxnClient {
     p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
     p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
     p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-    if (group != null) p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+    if (group != null) {
+      p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+      p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, groupProtocol);
+    }
     return new KafkaConsumer<>(p);
   }
 
@@ -261,6 +269,7 @@ public final class TxnClient {
     for (int i = 0; i + 1 < args.length; i += 2) {
       if (args[i].equals("--bootstrap")) bootstrap = args[i + 1];
       else if (args[i].equals("--prefix")) prefix = args[i + 1];
+      else if (args[i].equals("--group-protocol")) groupProtocol = args[i + 1];
     }
     if (bootstrap == null || prefix == null) {
       System.err.println("usage: TxnClient --bootstrap B --prefix P");
@@ -272,6 +281,10 @@ public final class TxnClient {
     try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
       admin.createTopics(List.of(topic, prefix + "-in", prefix + "-out", prefix + "-fence").stream()
           .map(n -> new NewTopic(n, PARTITIONS, (short) 1)).collect(Collectors.toList())).all().get();
+    }
+    if (!groupProtocol.equals("classic")) {
+      stepCtp();
+      return;
     }
     stepProduce(topic);
     Map<Integer, List<String>> committed = perPartition(TXN1, TXN3);
