@@ -9,6 +9,8 @@
 #    SIGKILLed and after its 6 s session timeout two take 3+3, a new member resumes committed
 #    offsets; every record read exactly once. They run in two lanes at once; each prints its
 #    PASS/FAIL lines, shown when both lanes are done;
+#  - the Java client's KafkaConsumer (kafka-console-consumer) with group.protocol=consumer
+#    (KIP-848) reads and commits, is listed and described, and a second one resumes;
 #  - a mixed group of librdkafka (kcat), Java and kafka-python members shares one topic with
 #    the range assignor.
 # Needs scripts/install-deps.sh (python venv, Kafka jars and interop-client.jar, node modules,
@@ -70,6 +72,35 @@ out="$(groups --delete --group "$G" 2>&1)" || fail "--delete: $out"
 grep -q "successful" <<<"$out" || fail "--delete said: $out"
 groups --list | grep -qx "$G" && fail "$G still listed after --delete"
 echo "PASS: kafka-python group (a member read $N records once and left), kafka-consumer-groups list/describe/reset-offsets/delete"
+
+# The Java client's KafkaConsumer (kafka-console-consumer) with the consumer group protocol
+# (KIP-848, group.protocol=consumer: ConsumerGroupHeartbeat, server-side assignor, commits with
+# the member epoch): it reads the N records in group G4 and commits; kafka-consumer-groups lists
+# G4 with type Consumer and describes it with no lag; after 10 more records a second consumer of
+# G4 resumes at the committed offsets and reads exactly those 10.
+G4="grp-kip848-$$-$RANDOM"
+kip848() {
+  kafka org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$B" --topic "$T" \
+    --group "$G4" --consumer-property group.protocol=consumer --timeout-ms $((TIMEOUT * 1000)) "$@"
+}
+kip848 --from-beginning --max-messages "$N" >"$work/kip848-1.out" 2>"$work/kip848-1.err" ||
+  fail "group.protocol=consumer console consumer exited with status $?: $(tail -n 5 "$work/kip848-1.err")"
+got="$(sort -n "$work/kip848-1.out" | tr '\n' ' ')"
+[[ "$got" == "$(seq 1 "$N" | tr '\n' ' ')" ]] || fail "group.protocol=consumer read: $got"
+list="$(groups --list --type 2>&1)" || fail "--list --type: $list"
+grep -Eq "^$G4 +Consumer *$" <<<"$list" || fail "--list --type does not show $G4 as Consumer: $list"
+desc="$(groups --describe --group "$G4" 2>&1)" || fail "--describe $G4: $desc"
+got="$(lags <<<"$desc")"
+[[ "$got" == "0/$P" ]] || fail "lag/partitions of $G4 after consuming everything: '$got' in
+$desc"
+seq $((N + 1)) $((N + 10)) | kafka org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$B" \
+  --topic "$T" >/dev/null 2>&1 || fail "produce 10 more"
+kip848 --max-messages 10 >"$work/kip848-2.out" 2>"$work/kip848-2.err" ||
+  fail "second group.protocol=consumer console consumer exited with status $?: $(tail -n 5 "$work/kip848-2.err")"
+got="$(sort -n "$work/kip848-2.out" | tr '\n' ' ')"
+[[ "$got" == "$(seq $((N + 1)) $((N + 10)) | tr '\n' ' ')" ]] ||
+  fail "group.protocol=consumer did not resume at the committed offsets: read $got"
+echo "PASS: Java KafkaConsumer with group.protocol=consumer (KIP-848) read $N records in $G4, listed as type Consumer with no lag, a second consumer resumed at the commits (read only the 10 new ones)"
 
 # The full scenario for each client, in two lanes at once (the members mostly wait: for the
 # 3 s initial rebalance delay of a new group and for a killed member's 6 s session timeout).
