@@ -83,15 +83,6 @@ impl Member {
             .collect()
     }
 
-    /// Whether the member subscribes to `topic`, by name or regex.
-    pub fn subscribes_to(&self, topic: &str) -> bool {
-        self.subscribed_topic_names.iter().any(|t| t == topic)
-            || self
-                .subscribed_topic_regex
-                .as_ref()
-                .is_some_and(|(_, re)| re.is_match(topic))
-    }
-
     /// Why the member is to be fenced now, if it is.
     pub fn expired(&self, now_ms: i64) -> Option<&'static str> {
         if now_ms >= self.session_deadline_ms {
@@ -295,6 +286,7 @@ pub(super) fn heartbeat(
 
     let mut bump = joining || !m.same_subscription(&before);
     g.put_member(m.clone());
+    g.forget_unused_regexes();
     let subscribed = g.compute_subscribed_topics(topics);
     if subscribed != g.subscribed_topics {
         g.subscribed_topics = subscribed;

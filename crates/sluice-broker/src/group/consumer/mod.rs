@@ -35,6 +35,8 @@ const REGEX_LEN_MAX: usize = 4096;
 const REGEX_SIZE_MAX: usize = 1 << 20;
 /// Most topics one member may subscribe to by name.
 const SUBSCRIBED_TOPICS_MAX: usize = 100_000;
+/// How often subscribed regexes are resolved again, to find new topics.
+const REGEX_REFRESH_INTERVAL_MS: i64 = 1_000;
 
 /// An error answered to a client: the code and Kafka's message.
 pub type GroupError = (ResponseError, String);
@@ -147,6 +149,10 @@ pub struct ConsumerGroup {
     subscribed_topics: BTreeMap<String, (Uuid, i32)>,
     /// Which member owns (is assigned, or has not yet revoked) each partition.
     owners: HashMap<(Uuid, i32), String>,
+    /// Topics each subscribed regex matched when last resolved, by pattern.
+    resolved_regexes: BTreeMap<String, BTreeSet<String>>,
+    /// When the regexes are next resolved again (new topics).
+    regex_refresh_due_ms: i64,
 }
 
 impl ConsumerGroup {
@@ -160,6 +166,8 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             subscribed_topics: BTreeMap::new(),
             owners: HashMap::new(),
+            resolved_regexes: BTreeMap::new(),
+            regex_refresh_due_ms: 0,
         }
     }
 
@@ -235,44 +243,86 @@ impl ConsumerGroup {
             }
         }
         self.target.remove(member_id);
+        self.forget_unused_regexes();
         self.subscribed_topics = self.compute_subscribed_topics(topics);
         self.epoch += 1;
     }
 
-    /// Subscribed topics (names and regex matches of every member) that exist.
+    /// Drops the resolution of regexes no member subscribes with any more (a regex subscribed
+    /// again later is resolved afresh, after the heartbeat that brings it).
+    fn forget_unused_regexes(&mut self) {
+        let used: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.as_ref().map(|r| &r.0))
+            .collect();
+        self.resolved_regexes.retain(|p, _| used.contains(p));
+    }
+
+    /// Subscribed topics (names, and the resolved matches of every member's regex) that exist.
     fn compute_subscribed_topics(&self, topics: &dyn TopicLookup) -> BTreeMap<String, (Uuid, i32)> {
-        let mut out = BTreeMap::new();
         let mut names: BTreeSet<&str> = BTreeSet::new();
-        let mut regexes: Vec<&regex::Regex> = Vec::new();
         for m in self.members.values() {
             names.extend(m.subscribed_topic_names.iter().map(String::as_str));
-            if let Some((_, re)) = &m.subscribed_topic_regex {
-                regexes.push(re);
+            if let Some(matched) = self.resolved(m) {
+                names.extend(matched.iter().map(String::as_str));
             }
         }
-        for name in names {
-            if let Some(t) = topics.topic(name) {
-                out.insert(name.to_string(), t);
-            }
+        names
+            .into_iter()
+            .filter_map(|name| topics.topic(name).map(|t| (name.to_string(), t)))
+            .collect()
+    }
+
+    /// The topics `m`'s regex matched when it was last resolved (`None`: no regex, or not
+    /// resolved yet).
+    fn resolved(&self, m: &Member) -> Option<&BTreeSet<String>> {
+        let (pattern, _) = m.subscribed_topic_regex.as_ref()?;
+        self.resolved_regexes.get(pattern)
+    }
+
+    /// Resolves the members' regexes against the topics, as Kafka does asynchronously to the
+    /// heartbeats (a new regex's topics are assigned from a later heartbeat on): new patterns at
+    /// once, all of them every [`REGEX_REFRESH_INTERVAL_MS`]. Bumps the group epoch when the
+    /// subscribed topics change. Returns whether they did.
+    fn resolve_regexes(&mut self, topics: &dyn TopicLookup, now_ms: i64) -> bool {
+        let patterns: BTreeMap<String, regex::Regex> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .collect();
+        self.resolved_regexes
+            .retain(|p, _| patterns.contains_key(p));
+        let pending = patterns
+            .keys()
+            .any(|p| !self.resolved_regexes.contains_key(p));
+        if patterns.is_empty() || (!pending && now_ms < self.regex_refresh_due_ms) {
+            return false;
         }
-        if !regexes.is_empty() {
-            for name in topics.topic_names() {
-                if out.contains_key(&name) || !regexes.iter().any(|re| re.is_match(&name)) {
-                    continue;
-                }
-                if let Some(t) = topics.topic(&name) {
-                    out.insert(name, t);
-                }
-            }
+        let names = topics.topic_names();
+        for (pattern, re) in &patterns {
+            let matched = names.iter().filter(|n| re.is_match(n)).cloned().collect();
+            self.resolved_regexes.insert(pattern.clone(), matched);
         }
-        out
+        self.regex_refresh_due_ms = now_ms + REGEX_REFRESH_INTERVAL_MS;
+        let subscribed = self.compute_subscribed_topics(topics);
+        if subscribed == self.subscribed_topics {
+            return false;
+        }
+        self.subscribed_topics = subscribed;
+        self.epoch += 1;
+        true
     }
 
     /// Topic ids `m` subscribes to, among the group's subscribed topics.
     fn member_topic_ids(&self, m: &Member) -> BTreeSet<Uuid> {
+        let matched = self.resolved(m);
         self.subscribed_topics
             .iter()
-            .filter(|(name, _)| m.subscribes_to(name))
+            .filter(|(name, _)| {
+                m.subscribed_topic_names.contains(name)
+                    || matched.is_some_and(|r| r.contains(*name))
+            })
             .map(|(_, (id, _))| *id)
             .collect()
     }
@@ -631,6 +681,7 @@ impl ConsumerGroups {
         let groups: Vec<Arc<Mutex<ConsumerGroup>>> = lock(&self.groups).values().cloned().collect();
         for group in groups {
             let mut g = lock(&group);
+            g.resolve_regexes(topics, now_ms);
             let expired: Vec<(String, &'static str)> = g
                 .members
                 .values()

@@ -312,3 +312,58 @@ fn offset_commits_check_member_and_epoch() {
         Err(ResponseError::StaleMemberEpoch)
     );
 }
+
+/// Goal: a regex subscription is resolved apart from the heartbeat, as Kafka does: the
+/// heartbeat that brings a new regex assigns the literal topics only, the regex's topics come
+/// with a heartbeat after the coordinator's timer resolved it, and a topic created later that
+/// matches is added at the next refresh.
+#[test]
+fn regex_subscriptions_are_resolved_by_the_timer() {
+    let groups = ConsumerGroups::new(ConsumerGroupConfig::default(), 100);
+    let a = Uuid::from_u128(1);
+    let r1 = Uuid::from_u128(2);
+    let r2 = Uuid::from_u128(3);
+    let mut t = Topics(BTreeMap::from([
+        ("topic_a".to_string(), (a, 2)),
+        ("topic_regex1".to_string(), (r1, 4)),
+    ]));
+    let mut req = join("m");
+    req.subscribed_topic_names = Some(vec!["topic_a".to_string()]);
+    req.subscribed_topic_regex = Some("^.*topic_regex.*".to_string());
+    let r = groups.heartbeat("g", req, false, &t, 0).unwrap();
+    let first = r.assignment.unwrap();
+    assert_eq!(first.keys().copied().collect::<Vec<_>>(), vec![a]);
+    groups.tick(&t, 100);
+    let mut c = Client {
+        id: "m".into(),
+        epoch: r.member_epoch,
+        owned: first,
+    };
+    c.step(&groups, &t, 200);
+    assert_eq!(c.owned.keys().copied().collect::<Vec<_>>(), vec![a, r1]);
+    assert_eq!(c.count(), 6);
+    // A new matching topic is picked up at the next refresh.
+    t.0.insert("topic_regex2".to_string(), (r2, 1));
+    groups.tick(&t, 300);
+    c.step(&groups, &t, 400);
+    assert_eq!(c.count(), 6, "not before the refresh interval");
+    groups.tick(&t, 1_200);
+    c.step(&groups, &t, 1_300);
+    assert_eq!(c.count(), 7);
+    // Leave and subscribe again at once: the regex is resolved afresh, after the heartbeat.
+    let leave = HeartbeatRequest {
+        member_id: "m".into(),
+        member_epoch: LEAVE_GROUP_MEMBER_EPOCH,
+        version: 1,
+        ..HeartbeatRequest::default()
+    };
+    groups.heartbeat("g", leave, false, &t, 1_400).unwrap();
+    let mut req = join("m");
+    req.subscribed_topic_names = Some(vec!["topic_a".to_string()]);
+    req.subscribed_topic_regex = Some("^.*topic_regex.*".to_string());
+    let r = groups.heartbeat("g", req, false, &t, 1_401).unwrap();
+    assert_eq!(
+        r.assignment.unwrap().keys().copied().collect::<Vec<_>>(),
+        vec![a]
+    );
+}
