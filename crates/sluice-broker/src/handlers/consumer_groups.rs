@@ -180,3 +180,67 @@ pub(crate) fn listed(broker: &Broker) -> BTreeMap<String, &'static str> {
         .map(|(id, state)| (id, state.name()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every answer at every served version must encode: a field set for a version that lacks
+    //! it makes the encoder fail, and the client would get no response.
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{ApiKey, GroupId};
+    use kafka_protocol::protocol::Encodable;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let config = crate::config::BrokerConfig::load(
+            None,
+            &[
+                format!("log.dirs={}", dir.display()),
+                "offsets.topic.num.partitions=3".into(),
+            ],
+        )
+        .unwrap();
+        Arc::new(Broker::open(config).unwrap())
+    }
+
+    fn encodes<M: Encodable>(m: &M, version: i16) {
+        let mut buf = BytesMut::new();
+        m.encode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("v{version}: {e}"));
+    }
+
+    #[test]
+    fn every_version_encodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        b.create_topic("t", 2, 1, Default::default()).unwrap();
+        let r = sluice_proto::api::supported_range(ApiKey::ConsumerGroupHeartbeat).unwrap();
+        for v in r.min_served..=r.max {
+            let join = ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(sb(format!("g{v}"))))
+                .with_member_id(sb(format!("m{v}")))
+                .with_rebalance_timeout_ms(5000)
+                .with_subscribed_topic_names(Some(vec![TopicName(sb("t"))]))
+                .with_topic_partitions(Some(Vec::new()));
+            let ok = heartbeat(&b, join.clone(), v, "c", "/127.0.0.1");
+            assert_eq!(ok.error_code, 0, "v{v}: {ok:?}");
+            assert!(ok.assignment.is_some());
+            encodes(&ok, v);
+            let bad = heartbeat(&b, join.with_member_epoch(-7), v, "c", "/127.0.0.1");
+            assert_eq!(bad.error_code, ResponseError::InvalidRequest.code());
+            encodes(&bad, v);
+        }
+        let r = sluice_proto::api::supported_range(ApiKey::ConsumerGroupDescribe).unwrap();
+        for v in r.min_served..=r.max {
+            let req = ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(sb("g1")), GroupId(sb("none"))])
+                .with_include_authorized_operations(true);
+            let d = describe(&b, req, v);
+            assert_eq!(d.groups[0].members.len(), 1);
+            assert_eq!(
+                d.groups[1].error_code,
+                ResponseError::GroupIdNotFound.code()
+            );
+            encodes(&d, v);
+        }
+    }
+}
