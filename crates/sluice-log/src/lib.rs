@@ -2,9 +2,11 @@
 //!
 //! A [`LogManager`] owns one log directory and its checkpoint files; each partition is a
 //! [`Log`] in `<topic>-<partition>/`, made of segments (`<base offset>.log` with `.index`,
-//! `.timeindex` and, once a transaction aborts in it, `.txnindex`), a `leader-epoch-checkpoint` and producer-state `.snapshot` files. Batches are
-//! stored exactly as received (record batch v2), after the leader patched their base offset and
-//! leader epoch in place. Reads return file slices that a network layer can hand to sendfile.
+//! `.timeindex` and, once a transaction aborts in it, `.txnindex`), a `leader-epoch-checkpoint`
+//! and producer-state `.snapshot` files. Batches are stored exactly as received (record batch
+//! v2), with the base offset and leader epoch the leader stamped on them, either in place or, for
+//! a caller's immutable buffer, in copies of the headers written beside it. Reads return file
+//! slices that a network layer can hand to sendfile.
 //!
 //! This crate knows nothing of sockets or Kafka request types; errors map to Kafka error codes
 //! through [`LogError::kafka_error_code`].
