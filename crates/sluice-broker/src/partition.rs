@@ -249,14 +249,7 @@ impl Partition {
         };
         let appended = match outcome {
             AppendOutcome::Appended(info) => {
-                if info.flush_due {
-                    let log = self.log.clone();
-                    std::thread::spawn(move || {
-                        if let Err(e) = log.flush() {
-                            tracing::error!(error = %e, "flush failed");
-                        }
-                    });
-                }
+                self.flush_if_due(info.flush_due);
                 Appended {
                     base_offset: info.first_offset,
                     end_offset: info.last_offset + 1,
@@ -276,11 +269,28 @@ impl Partition {
                 log_start_offset,
             },
         };
-        // One node: the in-sync replica set is the leader alone, so the high watermark is the
-        // log end offset.
+        self.advance_high_watermark();
+        Ok(appended)
+    }
+
+    /// Starts a flush off the caller's thread when `flush.messages` / `flush.ms` say one is due
+    /// (fsync never runs on an async worker).
+    fn flush_if_due(&self, due: bool) {
+        if due {
+            let log = self.log.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = log.flush() {
+                    tracing::error!(error = %e, "flush failed");
+                }
+            });
+        }
+    }
+
+    /// One node: the in-sync replica set is the leader alone, so the high watermark is the log
+    /// end offset; parked `acks=all` produces are woken.
+    fn advance_high_watermark(&self) {
         self.log.set_high_watermark(self.log.log_end_offset());
         self.high_watermark_advanced.notify_waiters();
-        Ok(appended)
     }
 
     /// Appends batches a coordinator of this broker wrote: transaction markers and
@@ -289,16 +299,8 @@ impl Partition {
         let info = self
             .log
             .append_as_coordinator(batches, self.leader_epoch(), now_ms)?;
-        if info.flush_due {
-            let log = self.log.clone();
-            std::thread::spawn(move || {
-                if let Err(e) = log.flush() {
-                    tracing::error!(error = %e, "flush failed");
-                }
-            });
-        }
-        self.log.set_high_watermark(self.log.log_end_offset());
-        self.high_watermark_advanced.notify_waiters();
+        self.flush_if_due(info.flush_due);
+        self.advance_high_watermark();
         Ok(())
     }
 

@@ -553,7 +553,8 @@ impl GroupCoordinator {
             }
         }
         let now = wall_ms();
-        let (results, accepted, batch) = self.offset_records(broker, txn.group_id, partitions, now);
+        let (mut results, accepted, batch) =
+            self.offset_records(broker, txn.group_id, partitions, now);
         let written = self
             .offsets_partition(broker, txn.group_id)
             .and_then(|partition| {
@@ -572,10 +573,10 @@ impl GroupCoordinator {
                 }
                 _ => ResponseError::CoordinatorNotAvailable,
             };
-            return accepted.iter().fold(results, |mut r, (i, _)| {
-                r[*i] = Some(code);
-                r
-            });
+            for (i, _) in &accepted {
+                results[*i] = Some(code);
+            }
+            return results;
         }
         broker.data_arrived.notify_waiters();
         let mut pending = lock(&self.txn_offsets);

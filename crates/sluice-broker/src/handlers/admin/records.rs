@@ -56,11 +56,13 @@ pub(crate) fn delete_records(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = match topic.as_ref().and_then(|x| x.partition(p.partition_index)) {
+                    let found = topic
+                        .as_ref()
+                        .and_then(|x| Some((x, x.partition(p.partition_index)?)));
+                    let result = match found {
                         None => Err(ApiError::unknown_topic()),
-                        Some(partition) => {
-                            let config = &topic.as_ref().expect("found above").config;
-                            delete_below(partition, !config.has_delete_policy(), p.offset)
+                        Some((topic, partition)) => {
+                            delete_below(partition, !topic.config.has_delete_policy(), p.offset)
                         }
                     };
                     let r = DeleteRecordsPartitionResult::default()
