@@ -1,31 +1,37 @@
-//! The broker's shared state: topics and their partitions, the metadata store, producer ids.
+//! The broker's shared state: the metadata image it reads topology from, the partitions it
+//! hosts, producer ids, and the coordinators.
 //!
-//! Topics live in a copy-on-write map: readers clone an `Arc<Topic>` under a short read lock and
-//! never hold it across I/O; changes (create, delete, add partitions) build a new `Topic` value.
+//! Metadata changes go to the controller through the [`MetadataQuorum`]; once committed, the new
+//! image is *published*: the broker opens the partitions of new topics, applies changed configs
+//! and deletes the logs of removed topics. Nothing else keeps its own copy of topology.
+//!
+//! Hosted topics live in a copy-on-write map: readers clone an `Arc<Topic>` under a short read
+//! lock and never hold it across I/O; publishing builds new `Topic` values.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kafka_protocol::error::ResponseError;
+use sluice_metadata::controller::{self, ControllerReply, ControllerRequest, Placement};
+use sluice_metadata::records::RESOURCE_TOPIC;
+use sluice_metadata::{MetadataImage, MetadataQuorum, TopicImage};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::ApiError;
 use crate::group::GroupCoordinator;
-use crate::metadata_store::{MetadataImage, MetadataStore, TopicRecord};
 use crate::partition::{log_config, Partition};
 use crate::topic_config::{self, TopicConfig};
 use sluice_log::{LogManager, TopicPartition};
 
 /// Longest topic name Kafka allows.
 pub const TOPIC_NAME_MAX: usize = 249;
-/// Producer ids are handed out from the store in blocks of this size, as Kafka's controller does.
-const PRODUCER_ID_BLOCK: i64 = 1000;
 /// Most partitions one topic may have on this broker (bounds memory and file handles).
-pub const PARTITIONS_MAX: i32 = 10_000;
+pub const PARTITIONS_MAX: i32 = controller::PARTITIONS_MAX;
 
-/// A topic and its partitions.
+/// A topic this broker hosts, and its partitions.
 #[derive(Debug)]
 pub struct Topic {
     /// Topic name.
@@ -48,7 +54,7 @@ impl Topic {
 
     /// Whether the topic is one of Kafka's internal topics.
     pub fn is_internal(&self) -> bool {
-        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+        sluice_metadata::image::is_internal_topic(&self.name)
     }
 }
 
@@ -78,16 +84,16 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// State of the producer-id allocator.
+/// The block of producer ids this broker hands out, from the controller.
 #[derive(Debug)]
 struct ProducerIds {
     /// Next id to hand out.
     next: i64,
-    /// End (exclusive) of the block reserved in the store.
+    /// End (exclusive) of the block.
     block_end: i64,
 }
 
-/// Topics by name and by id (Fetch v13+ and Metadata address topics by id).
+/// Hosted topics by name and by id (Fetch v13+ and Metadata address topics by id).
 #[derive(Debug, Default)]
 struct Topics {
     /// By name, in name order.
@@ -114,11 +120,18 @@ impl Topics {
 pub struct Broker {
     /// Effective configuration.
     pub config: BrokerConfig,
-    /// Topics by name.
+    /// The cluster this node belongs to (`meta.properties`).
+    pub cluster_id: String,
+    /// The metadata quorum: where changes go, and the committed image.
+    quorum: Arc<dyn MetadataQuorum>,
+    /// This broker's registration epoch (the offset of its registration record).
+    broker_epoch: AtomicI64,
+    /// The last image published to the hosted partitions; locked while publishing so images
+    /// apply one at a time, in order.
+    published: Mutex<Arc<MetadataImage>>,
+    /// Hosted topics.
     topics: RwLock<Topics>,
-    /// The durable metadata and its store; locked for the whole of a metadata change.
-    store: Mutex<(MetadataStore, MetadataImage)>,
-    /// Producer-id allocator.
+    /// The current block of producer ids.
     producer_ids: Mutex<ProducerIds>,
     /// Every partition log of the log directory.
     logs: LogManager,
@@ -133,34 +146,34 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens the data directory: metadata, then every topic's partition logs.
-    pub fn open(config: BrokerConfig) -> Result<Broker, ApiError> {
+    /// Opens the data directory with its metadata quorum: registers this broker, opens the
+    /// partitions the image assigns to it, then loads the coordinators.
+    pub fn open(
+        config: BrokerConfig,
+        cluster_id: String,
+        quorum: Arc<dyn MetadataQuorum>,
+    ) -> Result<Broker, ApiError> {
         std::fs::create_dir_all(&config.log_dir)?;
-        let (store, image) = MetadataStore::open(&config.log_dir)?;
+        let image = quorum.image();
         let config_for = |tp: &TopicPartition| {
-            image.topics.get(&*tp.topic).map(|r| {
-                log_config(&TopicConfig::resolve(
-                    &config.log_defaults,
-                    r.configs.clone(),
-                ))
-            })
+            image
+                .topic(&tp.topic)
+                .map(|_| log_config(&Self::resolve_config(&config, &image, &tp.topic)))
         };
         let default_log = log_config(&TopicConfig::resolve(&config.log_defaults, BTreeMap::new()));
         let logs = LogManager::open(&config.log_dir, default_log, &config_for)?;
-        let mut topics = Topics::default();
-        for record in image.topics.values() {
-            topics.insert(Arc::new(Self::open_topic(&config, &logs, record)?));
-        }
-        let next = image.next_producer_id;
         let groups = GroupCoordinator::new(crate::group::coordinator_config(&config));
         let txns = crate::txn::TxnCoordinator::new(crate::txn::TxnConfig::from_broker(&config));
         let broker = Broker {
             config,
-            topics: RwLock::new(topics),
-            store: Mutex::new((store, image)),
+            cluster_id,
+            quorum,
+            broker_epoch: AtomicI64::new(-1),
+            published: Mutex::new(Arc::new(MetadataImage::empty())),
+            topics: RwLock::new(Topics::default()),
             producer_ids: Mutex::new(ProducerIds {
-                next,
-                block_end: next,
+                next: 0,
+                block_end: 0,
             }),
             logs,
             data_arrived: Notify::new(),
@@ -168,6 +181,7 @@ impl Broker {
             txns,
             cleaner: crate::cleaner::CleanerState::default(),
         };
+        broker.register()?;
         if let Some(t) = broker.topic(crate::group::OFFSETS_TOPIC) {
             broker.groups.load(t)?;
         }
@@ -175,35 +189,153 @@ impl Broker {
         Ok(broker)
     }
 
-    fn open_topic(
-        config: &BrokerConfig,
-        logs: &LogManager,
-        record: &TopicRecord,
-    ) -> Result<Topic, ApiError> {
-        let resolved = TopicConfig::resolve(&config.log_defaults, record.configs.clone());
-        let mut partitions = Vec::with_capacity(record.partitions as usize);
-        for index in 0..record.partitions {
-            partitions.push(Arc::new(Self::open_partition(
-                logs, record, index, &resolved,
-            )?));
-        }
-        Ok(Topic {
-            name: record.name.clone(),
-            id: record.id,
-            config: resolved,
-            partitions,
-        })
+    /// Opens the node's storage (formatting a one-node cluster on first start) and the broker
+    /// on it.
+    pub fn open_local(config: BrokerConfig) -> Result<Broker, ApiError> {
+        let storage = crate::node::open(&config)
+            .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        Broker::open(config, storage.cluster_id, storage.quorum)
     }
 
-    fn open_partition(
-        logs: &LogManager,
-        record: &TopicRecord,
-        index: i32,
-        config: &TopicConfig,
-    ) -> Result<Partition, ApiError> {
-        let tp = TopicPartition::new(&record.name, index);
-        let log = logs.get_or_create(&tp, Some(log_config(config)))?;
-        Partition::new(log, &record.name, record.id, index, config)
+    /// Registers this broker with the controller and, its log being local and whole, has it
+    /// unfenced at once, then publishes the image.
+    fn register(&self) -> Result<(), ApiError> {
+        let registration = controller::Registration {
+            broker_id: self.config.node_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: self
+                .config
+                .node
+                .client()
+                .map(|l| sluice_metadata::records::Endpoint {
+                    name: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: l.advertised_port,
+                    security_protocol: l.protocol.id(),
+                })
+                .collect(),
+            rack: self.config.rack.clone(),
+            log_dirs: Vec::new(),
+        };
+        let committed = self
+            .quorum
+            .submit(ControllerRequest::RegisterBroker(registration))?;
+        let ControllerReply::Registered(epoch) = committed.reply else {
+            return Err(ApiError::new(
+                ResponseError::UnknownServerError,
+                "the controller did not register this broker",
+            ));
+        };
+        self.broker_epoch.store(epoch, Ordering::Release);
+        let committed = self.quorum.submit(ControllerRequest::UnfenceBroker {
+            broker_id: self.config.node_id,
+            broker_epoch: epoch,
+        })?;
+        self.publish(committed.image)?;
+        tracing::info!(
+            node = self.config.node_id,
+            broker_epoch = epoch,
+            "registered with the controller"
+        );
+        Ok(())
+    }
+
+    /// This broker's registration epoch.
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// The latest committed metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+
+    /// The metadata quorum.
+    pub fn quorum(&self) -> &Arc<dyn MetadataQuorum> {
+        &self.quorum
+    }
+
+    fn resolve_config(config: &BrokerConfig, image: &MetadataImage, topic: &str) -> TopicConfig {
+        TopicConfig::resolve(&config.log_defaults, image.configs(RESOURCE_TOPIC, topic))
+    }
+
+    /// Submits `request` to the controller and publishes the image it committed.
+    fn submit(&self, request: ControllerRequest) -> Result<ControllerReply, ApiError> {
+        let committed = self.quorum.submit(request)?;
+        self.publish(committed.image)?;
+        Ok(committed.reply)
+    }
+
+    /// Brings the hosted partitions in line with `image`: opens the partitions of new topics
+    /// and new partitions, applies changed configs and leader epochs, deletes the logs of
+    /// removed topics. Images older than the last published one are skipped.
+    fn publish(&self, image: Arc<MetadataImage>) -> Result<(), ApiError> {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        if image.offset <= published.offset {
+            return Ok(());
+        }
+        let hosted: Vec<Arc<Topic>> = self.topics();
+        for topic in &hosted {
+            if image.topic(&topic.name).is_none_or(|t| t.id != topic.id) {
+                self.remove_topic(topic)?;
+            }
+        }
+        let mut result = Ok(());
+        for t in image.topics() {
+            if let Err(e) = self.publish_topic(&image, t) {
+                tracing::error!(topic = %t.name, error = %e, "cannot open the topic's partitions");
+                result = Err(e);
+            }
+        }
+        *published = image;
+        result
+    }
+
+    fn publish_topic(&self, image: &MetadataImage, t: &TopicImage) -> Result<(), ApiError> {
+        let config = Self::resolve_config(&self.config, image, &t.name);
+        let old = self.topic(&t.name).filter(|old| old.id == t.id);
+        let mut partitions = old.as_ref().map_or(Vec::new(), |o| o.partitions.clone());
+        let changed_config = old.as_ref().is_some_and(|o| o.config != config);
+        for p in &partitions {
+            if let Some(image) = t.partition(p.index) {
+                p.set_leader_epoch(image.leader_epoch);
+            }
+            if changed_config {
+                p.apply_config(&config);
+            }
+        }
+        for index in partitions.len() as i32..t.partitions.len() as i32 {
+            let tp = TopicPartition::new(&t.name, index);
+            let log = self.logs.get_or_create(&tp, Some(log_config(&config)))?;
+            let partition = Partition::new(log, &t.name, t.id, index, &config)?;
+            if let Some(image) = t.partition(index) {
+                partition.set_leader_epoch(image.leader_epoch);
+            }
+            partitions.push(Arc::new(partition));
+        }
+        if old.is_some()
+            && !changed_config
+            && partitions.len() == old.as_ref().map_or(0, |o| o.partitions.len())
+        {
+            return Ok(());
+        }
+        self.write_topics().insert(Arc::new(Topic {
+            name: t.name.clone(),
+            id: t.id,
+            config,
+            partitions,
+        }));
+        Ok(())
+    }
+
+    fn remove_topic(&self, topic: &Topic) -> Result<(), ApiError> {
+        self.write_topics().remove(&topic.name);
+        for index in 0..topic.partitions.len() as i32 {
+            self.logs
+                .delete_log(&TopicPartition::new(&topic.name, index))?;
+        }
+        self.data_arrived.notify_waiters();
+        Ok(())
     }
 
     /// The topic named `name`.
@@ -216,7 +348,7 @@ impl Broker {
         self.read_topics().by_id.get(&id).cloned()
     }
 
-    /// Every topic, in name order.
+    /// Every hosted topic, in name order.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         self.read_topics().by_name.values().cloned().collect()
     }
@@ -226,49 +358,14 @@ impl Broker {
         self.topics.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_store(&self) -> std::sync::MutexGuard<'_, (MetadataStore, MetadataImage)> {
-        // A poisoned lock means a panic mid-change: the image is still the last saved one plus
-        // at most one unsaved edit, which the next save rewrites, so carrying on is safe.
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Validates a topic creation without performing it.
-    pub fn validate_new_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &BTreeMap<String, String>,
-    ) -> Result<(), ApiError> {
+    /// Checks what the broker checks itself before a topic goes to the controller: the name
+    /// and the config overrides.
+    fn check_new_topic(name: &str, configs: &BTreeMap<String, String>) -> Result<(), ApiError> {
         validate_topic_name(name)?;
-        if self.topic(name).is_some() {
-            return Err(ApiError::new(
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{name}' already exists."),
-            ));
-        }
-        if !(1..=PARTITIONS_MAX).contains(&partitions) {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
-                format!("Number of partitions must be between 1 and {PARTITIONS_MAX}."),
-            ));
-        }
-        if replication_factor < 1 {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
-                "Replication factor must be larger than 0.",
-            ));
-        }
-        if replication_factor > 1 {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "Unable to replicate the partition {replication_factor} time(s): \
-                     The target replication factor of {replication_factor} cannot be reached \
-                     because only 1 broker(s) are registered."
-                ),
-            ));
-        }
         for (k, v) in configs {
             topic_config::validate(k, v).map_err(|why| {
                 ApiError::new(ResponseError::InvalidConfig, format!("{k}: {why}"))
@@ -277,36 +374,54 @@ impl Broker {
         Ok(())
     }
 
-    /// Creates a topic: validates, persists the metadata, then opens its partition logs.
+    /// Validates a topic creation without performing it (CreateTopics `validate_only`).
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        placement: &Placement,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        Self::check_new_topic(name, configs)?;
+        let request = ControllerRequest::CreateTopic {
+            name: name.to_string(),
+            placement: placement.clone(),
+            configs: configs.clone(),
+        };
+        controller::plan(&self.image(), &request, 0)?;
+        Ok(())
+    }
+
+    /// Creates a topic: validated here and by the controller, committed, then its partitions
+    /// opened.
     pub fn create_topic(
         &self,
         name: &str,
-        partitions: i32,
-        replication_factor: i16,
+        placement: Placement,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, ApiError> {
-        let mut guard = self.lock_store();
-        self.validate_new_topic(name, partitions, replication_factor, &configs)?;
-        let record = TopicRecord {
+        Self::check_new_topic(name, &configs)?;
+        let request = ControllerRequest::CreateTopic {
             name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
+            placement,
             configs,
         };
-        let topic = Arc::new(Self::open_topic(&self.config, &self.logs, &record)?);
-        let (store, image) = &mut *guard;
-        image.topics.insert(name.to_string(), record);
-        if let Err(e) = store.save(image) {
-            image.topics.remove(name);
-            return Err(e.into());
-        }
-        self.write_topics().insert(topic.clone());
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
+        self.submit(request)?;
+        tracing::info!(topic = name, "created topic");
+        self.topic(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::KafkaStorageError,
+                "the topic's partitions did not open",
+            )
+        })
     }
 
-    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
-        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    /// The replication factor to use for `requested` (-1: `default.replication.factor`).
+    pub fn replication_factor(&self, requested: i16) -> i16 {
+        if requested == -1 {
+            self.config.default_replication_factor
+        } else {
+            requested
+        }
     }
 
     /// The topic, created with the broker defaults if it does not exist and auto-creation is on.
@@ -319,12 +434,11 @@ impl Broker {
             return Ok(None);
         }
         validate_topic_name(name)?;
-        match self.create_topic(
-            name,
-            self.config.num_partitions,
-            self.config.default_replication_factor,
-            BTreeMap::new(),
-        ) {
+        let placement = Placement::Auto {
+            partitions: self.config.num_partitions,
+            replication_factor: self.config.default_replication_factor,
+        };
+        match self.create_topic(name, placement, BTreeMap::new()) {
             Ok(t) => Ok(Some(t)),
             // Lost a race with another creator: use theirs.
             Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(self.topic(name)),
@@ -332,7 +446,7 @@ impl Broker {
         }
     }
 
-    /// Deletes a topic and its partition logs.
+    /// Deletes a topic and its partition logs; returns its id.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
         if !self.config.delete_topic_enable {
             return Err(ApiError::new(
@@ -340,88 +454,50 @@ impl Broker {
                 "Topic deletion is disabled.",
             ));
         }
-        let mut guard = self.lock_store();
-        let (store, image) = &mut *guard;
-        let Some(record) = image.topics.remove(name) else {
-            return Err(ApiError::unknown_topic());
-        };
-        store.save(image)?;
-        let topic = self.write_topics().remove(name);
-        for index in 0..record.partitions {
-            self.logs.delete_log(&TopicPartition::new(name, index))?;
-        }
-        drop(topic);
-        self.data_arrived.notify_waiters();
+        let reply = self.submit(ControllerRequest::DeleteTopic {
+            name: name.to_string(),
+        })?;
         tracing::info!(topic = name, "deleted topic");
-        Ok(record.id)
+        match reply {
+            ControllerReply::TopicDeleted(id) => Ok(id),
+            _ => Ok(Uuid::nil()),
+        }
     }
 
-    /// Raises a topic's partition count to `total`.
+    /// Raises a topic's partition count to `total`; `manual` names the new partitions'
+    /// replicas when the request does.
     pub fn add_partitions(
         &self,
         name: &str,
         total: i32,
+        manual: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let mut guard = self.lock_store();
-        let Some(old) = self.topic(name) else {
-            return Err(ApiError::unknown_topic());
+        let request = ControllerRequest::CreatePartitions {
+            name: name.to_string(),
+            total,
+            manual,
         };
-        let current = old.partitions.len() as i32;
-        if total <= current {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than the requested {total}."),
-            ));
-        }
-        if total > PARTITIONS_MAX {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
-                format!("Number of partitions must be at most {PARTITIONS_MAX}."),
-            ));
-        }
         if validate_only {
+            controller::plan(&self.image(), &request, 0)?;
             return Ok(());
         }
-        let (store, image) = &mut *guard;
-        let mut partitions = old.partitions.clone();
-        if let Some(record) = image.topics.get(name) {
-            for index in current..total {
-                partitions.push(Arc::new(Self::open_partition(
-                    &self.logs,
-                    record,
-                    index,
-                    &old.config,
-                )?));
-            }
-        }
-        if let Some(r) = image.topics.get_mut(name) {
-            r.partitions = total;
-        }
-        store.save(image)?;
-        let topic = Arc::new(Topic {
-            name: old.name.clone(),
-            id: old.id,
-            config: old.config.clone(),
-            partitions,
-        });
-        self.write_topics().insert(topic);
-        tracing::info!(topic = name, from = current, to = total, "added partitions");
+        self.submit(request)?;
+        tracing::info!(topic = name, to = total, "added partitions");
         Ok(())
     }
 
     /// Replaces a topic's config overrides (AlterConfigs, IncrementalAlterConfigs): validates
-    /// every value, persists the new set, and applies it to the open partitions.
+    /// every value, commits the new set, and applies it to the hosted partitions.
     pub fn alter_topic_configs(
         &self,
         name: &str,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let mut guard = self.lock_store();
-        let Some(old) = self.topic(name) else {
+        if self.image().topic(name).is_none() {
             return Err(ApiError::unknown_topic());
-        };
+        }
         for (k, v) in &overrides {
             topic_config::validate(k, v).map_err(|why| {
                 ApiError::new(ResponseError::InvalidConfig, format!("{k}: {why}"))
@@ -430,43 +506,31 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let (store, image) = &mut *guard;
-        let Some(record) = image.topics.get_mut(name) else {
-            return Err(ApiError::new(ResponseError::UnknownTopicOrPartition, ""));
-        };
-        let previous = std::mem::replace(&mut record.configs, overrides.clone());
-        if let Err(e) = store.save(image) {
-            if let Some(record) = image.topics.get_mut(name) {
-                record.configs = previous;
-            }
-            return Err(e.into());
-        }
-        let config = TopicConfig::resolve(&self.config.log_defaults, overrides);
-        for p in &old.partitions {
-            p.apply_config(&config);
-        }
-        let topic = Arc::new(Topic {
-            name: old.name.clone(),
-            id: old.id,
-            config,
-            partitions: old.partitions.clone(),
-        });
-        self.write_topics().insert(topic);
+        self.submit(ControllerRequest::ReplaceTopicConfigs {
+            name: name.to_string(),
+            configs: overrides,
+        })?;
         tracing::info!(topic = name, "altered topic configs");
         Ok(())
     }
 
-    /// Hands out a new producer id, reserving a new block in the store when one runs out.
+    /// Hands out a new producer id, asking the controller for a new block when one runs out,
+    /// so ids are unique across the cluster.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
         if ids.next >= ids.block_end {
-            let mut guard = self.lock_store();
-            let (store, image) = &mut *guard;
-            let start = image.next_producer_id.max(ids.next);
-            image.next_producer_id = start + PRODUCER_ID_BLOCK;
-            store.save(image)?;
-            ids.next = start;
-            ids.block_end = start + PRODUCER_ID_BLOCK;
+            let reply = self.quorum.submit(ControllerRequest::AllocateProducerIds {
+                broker_id: self.config.node_id,
+                broker_epoch: self.broker_epoch(),
+            })?;
+            let ControllerReply::ProducerIds(block) = reply.reply else {
+                return Err(ApiError::new(
+                    ResponseError::UnknownServerError,
+                    "the controller handed out no producer ids",
+                ));
+            };
+            ids.next = block.start;
+            ids.block_end = block.end;
         }
         let id = ids.next;
         ids.next += 1;

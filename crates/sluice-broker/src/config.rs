@@ -55,16 +55,8 @@ const IGNORED: &[&str] = &[
     "queued.max.requests",
     "log.cleaner.threads",
     "log.cleaner.dedupe.buffer.size",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "listener.security.protocol.map",
-    "inter.broker.listener.name",
-    "controller.listener.names",
-    "process.roles",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
 ];
 
@@ -73,9 +65,14 @@ const IGNORED: &[&str] = &[
 pub struct BrokerConfig {
     /// `node.id` (alias `broker.id`): this node's id in the cluster.
     pub node_id: i32,
-    /// `listeners`: where the client listener binds.
+    /// Roles, listeners and quorum voters, resolved from their properties by
+    /// [`BrokerConfig::load`].
+    pub node: crate::listeners::NodeListeners,
+    /// The raw listener properties, resolved into `node` once all are known.
+    pub listener_settings: crate::listeners::ListenerSettings,
+    /// Where the first client listener binds.
     pub listener: SocketAddr,
-    /// `advertised.listeners`: host and port given to clients in Metadata.
+    /// Host of the first client listener, given to clients in Metadata.
     pub advertised_host: String,
     /// Port advertised with `advertised_host`.
     pub advertised_port: u16,
@@ -148,6 +145,23 @@ pub struct BrokerConfig {
     /// `transaction.partition.verification.enable`: a transactional batch is only written to a
     /// partition its transaction has added (KIP-890 part 1).
     pub transaction_partition_verification_enable: bool,
+    /// `metadata.log.max.record.bytes.between.snapshots`: bytes appended to the metadata log
+    /// before the controller writes a snapshot and starts the log over.
+    pub metadata_snapshot_bytes: u64,
+    /// `broker.session.timeout.ms`: a broker without heartbeat for this long is fenced.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats to the controller.
+    pub broker_heartbeat_interval_ms: i64,
+    /// `replica.lag.time.max.ms`: a follower behind this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `offsets.topic.replication.factor` (clamped to the live brokers on a one-node cluster).
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor` (clamped like the offsets topic's).
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`.
+    pub transaction_state_log_min_isr: i32,
+    /// `controller.quorum.bootstrap.servers`: controllers to ask for the quorum (KIP-853).
+    pub controller_quorum_bootstrap_servers: Vec<String>,
 }
 
 /// Broker properties that set a topic-level default: (broker name, topic name, Kafka default).
@@ -225,6 +239,10 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             node_id: 1,
+            node: crate::listeners::ListenerSettings::default()
+                .resolve()
+                .unwrap_or_else(|e| unreachable!("the default listeners resolve: {e:?}")),
+            listener_settings: crate::listeners::ListenerSettings::default(),
             listener: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
@@ -264,6 +282,14 @@ impl Default for BrokerConfig {
             transaction_abort_timed_out_interval_ms: 10_000,
             transaction_remove_expired_interval_ms: 3_600_000,
             transaction_partition_verification_enable: true,
+            metadata_snapshot_bytes: sluice_metadata::log::SNAPSHOT_BYTES_DEFAULT,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
+            replica_lag_time_max_ms: 30_000,
+            offsets_topic_replication_factor: 3,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            controller_quorum_bootstrap_servers: Vec::new(),
         }
     }
 }
@@ -289,32 +315,6 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
         "false" => Ok(false),
         _ => Err(invalid(name, value, "expected true or false")),
     }
-}
-
-/// Parses the first `PLAINTEXT://host:port` entry of a listener list.
-fn parse_listener(name: &str, value: &str) -> Result<(String, u16), ConfigError> {
-    let first = value.split(',').next().unwrap_or("").trim();
-    let rest = match first.split_once("://") {
-        Some((protocol, rest)) => {
-            let protocol = protocol.to_ascii_uppercase();
-            if protocol != "PLAINTEXT" {
-                return Err(invalid(
-                    name,
-                    value,
-                    format!("listener protocol {protocol} is not supported yet (PLAINTEXT only)"),
-                ));
-            }
-            rest
-        }
-        None => return Err(invalid(name, value, "expected PLAINTEXT://host:port")),
-    };
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| invalid(name, value, "expected host:port"))?;
-    let port: u16 = parse_num(name, port)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok((host.to_string(), port))
 }
 
 impl BrokerConfig {
@@ -353,39 +353,108 @@ impl BrokerConfig {
         for (k, v) in &pairs {
             config.set(k, v)?;
         }
+        config.resolve_listeners()?;
         Ok(config)
+    }
+
+    /// Resolves the listener properties together (Kafka checks them against each other) and
+    /// takes the first client listener as the one `listener` / `advertised_*` name.
+    pub fn resolve_listeners(&mut self) -> Result<(), ConfigError> {
+        let node = self
+            .listener_settings
+            .resolve()
+            .map_err(|(name, value, reason)| invalid(name, &value, reason))?;
+        if !node.voters.is_empty() && node.controller && !node.voters.contains_key(&self.node_id) {
+            return Err(invalid(
+                "controller.quorum.voters",
+                self.listener_settings.voters.as_deref().unwrap_or_default(),
+                format!(
+                    "node.id {} runs the controller role but is not a voter",
+                    self.node_id
+                ),
+            ));
+        }
+        let primary = node
+            .client()
+            .next()
+            .or_else(|| node.listeners.first())
+            .cloned()
+            .ok_or_else(|| invalid("listeners", "", "no listener given"))?;
+        let host = if primary.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            primary.host.as_str()
+        };
+        let addr = format!("{host}:{}", primary.port);
+        self.listener = addr
+            .parse()
+            .or_else(|_| {
+                std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or(())
+            })
+            .map_err(|_| invalid("listeners", &addr, "cannot resolve host"))?;
+        self.advertised_host = primary.advertised_host.clone();
+        self.advertised_port = primary.advertised_port;
+        self.node = node;
+        Ok(())
     }
 
     /// Applies one property.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        let advertised_set = self.explicit.contains_key("advertised.listeners");
         match name {
             "node.id" | "broker.id" => self.node_id = parse_num(name, value)?,
-            "listeners" => {
-                let (host, port) = parse_listener(name, value)?;
-                let addr = format!("{host}:{port}");
-                self.listener = addr
-                    .parse()
-                    .or_else(|_| {
-                        std::net::ToSocketAddrs::to_socket_addrs(&addr)
-                            .ok()
-                            .and_then(|mut a| a.next())
-                            .ok_or(())
-                    })
-                    .map_err(|_| invalid(name, value, "cannot resolve host"))?;
-                if !advertised_set {
-                    self.advertised_host = if host == "0.0.0.0" {
-                        "127.0.0.1".into()
-                    } else {
-                        host
-                    };
-                    self.advertised_port = port;
+            "listeners" => self.listener_settings.listeners = Some(value.to_string()),
+            "advertised.listeners" => self.listener_settings.advertised = Some(value.to_string()),
+            "listener.security.protocol.map" => {
+                self.listener_settings.protocol_map = Some(value.to_string())
+            }
+            "controller.listener.names" => {
+                self.listener_settings.controller_names = Some(value.to_string())
+            }
+            "inter.broker.listener.name" => {
+                self.listener_settings.inter_broker = Some(value.to_string())
+            }
+            "process.roles" => self.listener_settings.process_roles = Some(value.to_string()),
+            "controller.quorum.voters" => self.listener_settings.voters = Some(value.to_string()),
+            "controller.quorum.bootstrap.servers" => {
+                self.listener_settings.bootstrap_servers = Some(value.to_string());
+                self.controller_quorum_bootstrap_servers = value
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
+            "broker.session.timeout.ms"
+            | "broker.heartbeat.interval.ms"
+            | "replica.lag.time.max.ms" => {
+                let ms: i64 = parse_num(name, value)?;
+                if ms < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                match name {
+                    "broker.session.timeout.ms" => self.broker_session_timeout_ms = ms,
+                    "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = ms,
+                    _ => self.replica_lag_time_max_ms = ms,
                 }
             }
-            "advertised.listeners" => {
-                let (host, port) = parse_listener(name, value)?;
-                self.advertised_host = host;
-                self.advertised_port = port;
+            "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" => {
+                let rf: i16 = parse_num(name, value)?;
+                if rf < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                if name == "offsets.topic.replication.factor" {
+                    self.offsets_topic_replication_factor = rf;
+                } else {
+                    self.transaction_state_log_replication_factor = rf;
+                }
+            }
+            "transaction.state.log.min.isr" => {
+                self.transaction_state_log_min_isr = parse_num(name, value)?;
+                if self.transaction_state_log_min_isr < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
             }
             "log.dirs" | "log.dir" => {
                 let first = value.split(',').next().unwrap_or("").trim();
@@ -476,6 +545,12 @@ impl BrokerConfig {
                         self.transaction_abort_timed_out_interval_ms = n
                     }
                     _ => self.transaction_remove_expired_interval_ms = n,
+                }
+            }
+            "metadata.log.max.record.bytes.between.snapshots" => {
+                self.metadata_snapshot_bytes = parse_num(name, value)?;
+                if self.metadata_snapshot_bytes < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
                 }
             }
             "transaction.partition.verification.enable" => {

@@ -58,3 +58,29 @@ impl From<std::io::Error> for ApiError {
         ApiError::new(ResponseError::KafkaStorageError, e.to_string())
     }
 }
+
+impl From<sluice_metadata::controller::ControllerError> for ApiError {
+    fn from(e: sluice_metadata::controller::ControllerError) -> ApiError {
+        use sluice_metadata::controller::ControllerError as E;
+        let code = match &e {
+            E::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            E::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            E::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            E::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            E::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            E::StaleBroker(_) => ResponseError::StaleBrokerEpoch,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<sluice_metadata::quorum::QuorumError> for ApiError {
+    fn from(e: sluice_metadata::quorum::QuorumError) -> ApiError {
+        use sluice_metadata::quorum::QuorumError as E;
+        match e {
+            E::Refused(e) => e.into(),
+            // The metadata log could not be written: nothing changed, and the client may retry.
+            E::Storage(e) => ApiError::new(ResponseError::KafkaStorageError, e.to_string()),
+        }
+    }
+}

@@ -34,7 +34,14 @@ pub fn ensure_topic(
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("segment.bytes".to_string(), segment_bytes.to_string()),
     ]);
-    match broker.create_topic(name, partitions, 1, configs) {
+    // Kafka clamps the internal topics' replication factor to the live brokers only while the
+    // cluster has one; with more, `offsets.topic.replication.factor` (and its transaction
+    // twin) apply as set, which the replication work brings.
+    let placement = sluice_metadata::controller::Placement::Auto {
+        partitions,
+        replication_factor: 1,
+    };
+    match broker.create_topic(name, placement, configs) {
         Ok(t) => Ok(t),
         Err(e) if e.code == ResponseError::TopicAlreadyExists => broker
             .topic(name)

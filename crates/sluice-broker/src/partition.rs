@@ -2,6 +2,7 @@
 //! broker calls the storage engine, so handlers speak in Kafka terms only.
 
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct Partition {
     settings: RwLock<Settings>,
     /// Woken whenever the high watermark advances (parked `acks=all` produces wait on it).
     high_watermark_advanced: Notify,
+    /// The leader epoch from the metadata image, stamped on every batch this leader writes.
+    leader_epoch: AtomicI32,
 }
 
 /// Translates topic configs into the log's settings.
@@ -203,6 +206,7 @@ impl Partition {
             log,
             settings: RwLock::new(Settings::from_config(config)),
             high_watermark_advanced: Notify::new(),
+            leader_epoch: AtomicI32::new(0),
         })
     }
 
@@ -216,9 +220,14 @@ impl Partition {
         self.log.set_config(log_config(config));
     }
 
-    /// The current leader epoch. A single node leads every partition from epoch 0.
+    /// The current leader epoch, as the metadata image has it.
     pub fn leader_epoch(&self) -> i32 {
-        0
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Takes the leader epoch of a newly published image. Epochs never move backwards.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
     }
 
     /// The log.

@@ -28,11 +28,23 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest backoff between failed accepts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Accepts client connections.
+/// A bound socket and the name of the listener it serves (`PLAINTEXT`, `CONTROLLER`, …).
+#[derive(Debug)]
+pub struct BoundListener {
+    /// Listener name.
+    pub name: String,
+    /// The socket.
+    pub socket: TcpListener,
+}
+
+/// Accepts client connections on one listener.
 #[derive(Debug)]
 struct Listener {
     /// The bound socket.
     listener: TcpListener,
+    /// Its listener name; requests carry it in their context (responses name the endpoints of
+    /// the same listener).
+    name: Arc<str>,
     /// Shared broker state.
     broker: Arc<Broker>,
     /// Bounds open connections (`max.connections`); a permit is held per connection.
@@ -48,6 +60,8 @@ struct Listener {
 struct Handler {
     /// Shared broker state.
     broker: Arc<Broker>,
+    /// The listener the connection came in on.
+    listener: Arc<str>,
     /// The connection's bytes.
     connection: Connection,
     /// Peer address, for log lines.
@@ -62,20 +76,45 @@ struct Handler {
     _shutdown_complete: mpsc::Sender<()>,
 }
 
-/// Binds the configured listener. Split from [`run`] so tests and the binary can learn the port.
-pub async fn bind(config: &BrokerConfig) -> std::io::Result<TcpListener> {
-    TcpListener::bind(config.listener).await
+/// Binds every listener the node serves: the client listeners of the broker role and the
+/// controller listeners of the controller role. Split from [`run`] so tests and the binary can
+/// learn the ports.
+pub async fn bind(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
+    let node = &config.node;
+    let mut bound = Vec::new();
+    for l in &node.listeners {
+        let controller = node.is_controller(&l.name);
+        if (controller && !node.controller) || (!controller && !node.broker) {
+            continue;
+        }
+        let host = if l.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &l.host
+        };
+        let socket = TcpListener::bind((host, l.port)).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("listener {} on {host}:{}: {e}", l.name, l.port),
+            )
+        })?;
+        bound.push(BoundListener {
+            name: l.name.clone(),
+            socket,
+        });
+    }
+    Ok(bound)
 }
 
 /// Opens the broker and serves until `shutdown` completes, then closes every log cleanly.
 pub async fn run(
     config: BrokerConfig,
-    listener: TcpListener,
+    listeners: Vec<BoundListener>,
     shutdown: impl Future,
 ) -> Result<(), ApiError> {
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let dir = config.log_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+    let broker = tokio::task::spawn_blocking(move || Broker::open_local(config))
         .await
         .map_err(|e| {
             ApiError::new(
@@ -84,16 +123,25 @@ pub async fn run(
             )
         })??;
     let broker = Arc::new(broker);
-    tracing::info!(addr = %listener.local_addr()?, dir = %dir.display(), "sluice broker serving");
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
-    let mut server = Listener {
-        listener,
-        broker: broker.clone(),
-        limit,
-        notify_shutdown,
-        shutdown_complete: shutdown_complete_tx,
-    };
+    let mut accept_loops = tokio::task::JoinSet::new();
+    for bound in listeners {
+        tracing::info!(listener = %bound.name, addr = %bound.socket.local_addr()?, dir = %dir.display(), "sluice node serving");
+        let mut server = Listener {
+            listener: bound.socket,
+            name: bound.name.into(),
+            broker: broker.clone(),
+            limit: limit.clone(),
+            notify_shutdown: notify_shutdown.clone(),
+            shutdown_complete: shutdown_complete_tx.clone(),
+        };
+        accept_loops.spawn(async move {
+            if let Err(e) = server.run().await {
+                tracing::error!(listener = %server.name, error = %e, "accept loop failed");
+            }
+        });
+    }
     let c = &broker.config;
     // Checkpoints at Kafka's `log.flush.offset.checkpoint.interval.ms` so that a crash recovers
     // from a recent recovery point.
@@ -122,18 +170,11 @@ pub async fn run(
     let group_timers = tokio::spawn(crate::group::run_timers(broker.clone()));
     let txn_timers = tokio::spawn(crate::txn::run_timers(broker.clone()));
     tokio::select! {
-        res = server.run() => {
-            if let Err(e) = res {
-                tracing::error!(error = %e, "accept loop failed");
-            }
-        }
+        _ = accept_loops.join_next() => {}
         _ = shutdown => tracing::info!("shutting down"),
     }
-    let Listener {
-        notify_shutdown,
-        shutdown_complete,
-        ..
-    } = server;
+    // Ending the accept loops drops their senders; the connection tasks hold the rest.
+    accept_loops.shutdown().await;
     checkpointer.abort();
     producer_expiry.abort();
     group_timers.abort();
@@ -143,7 +184,7 @@ pub async fn run(
         cleaner.abort();
     }
     drop(notify_shutdown);
-    drop(shutdown_complete);
+    drop(shutdown_complete_tx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, shutdown_complete_rx.recv()).await;
     tokio::task::spawn_blocking(move || broker.close())
         .await
@@ -182,6 +223,7 @@ impl Listener {
             let (socket, peer) = self.accept().await?;
             let mut handler = Handler {
                 broker: self.broker.clone(),
+                listener: self.name.clone(),
                 connection: Connection::new(
                     socket,
                     self.broker.config.socket_request_max_bytes as usize,
@@ -261,7 +303,13 @@ impl Handler {
         }
         let header = frame::decode_header(api, prefix.api_version, &mut frame)?;
         let request = frame::decode_body(api, prefix.api_version, &mut frame)?;
-        match handlers::handle(&self.broker, &header, request, self.peer).await {
+        let context = handlers::RequestContext {
+            listener: &self.listener,
+            api_version: prefix.api_version,
+            client_id: header.client_id.as_ref().map_or("", |c| c.as_str()),
+            peer: self.peer,
+        };
+        match handlers::handle(&self.broker, &context, request).await {
             Reply::Response(response) => {
                 self.send(api, prefix.api_version, prefix.correlation_id, &response)
                     .await

@@ -58,6 +58,10 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// The directory of the cluster metadata log (Kafka's name), skipped when partitions are
+/// opened.
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+
 /// All partition logs of one log directory.
 pub struct LogManager {
     dir: PathBuf,
@@ -119,6 +123,11 @@ impl LogManager {
                 .map_err(LogError::io(entry.path()))?
                 .is_dir()
             {
+                continue;
+            }
+            // The controller's metadata log sits beside the partitions, as in Kafka, but is no
+            // partition: it has its own format and owner.
+            if name == METADATA_LOG_DIR {
                 continue;
             }
             if let Some(tp) = TopicPartition::from_dir_name(name) {

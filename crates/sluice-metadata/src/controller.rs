@@ -43,7 +43,7 @@ pub enum ControllerError {
 }
 
 /// How the replicas of new partitions are chosen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
     /// The controller places `replication_factor` replicas per partition.
     Auto {
@@ -209,7 +209,7 @@ pub fn allocate_producer_ids(
 }
 
 /// What a broker says of itself when it registers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     /// `node.id`.
     pub broker_id: i32,
@@ -488,6 +488,140 @@ fn rack_alternating<'a>(brokers: &[(i32, Option<&'a str>)]) -> Vec<(i32, Option<
         }
     }
     out
+}
+
+/// A request to the controller, from a broker of the cluster or a client's admin request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerRequest {
+    /// CreateTopics, one topic.
+    CreateTopic {
+        /// Topic name.
+        name: String,
+        /// Replica placement.
+        placement: Placement,
+        /// Config overrides (already validated by the broker).
+        configs: BTreeMap<String, String>,
+    },
+    /// CreatePartitions, one topic.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// New partition count.
+        total: i32,
+        /// Replicas of the new partitions, when the request names them.
+        manual: Option<Vec<Vec<i32>>>,
+    },
+    /// DeleteTopics, one topic.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// AlterConfigs / IncrementalAlterConfigs of a topic: the whole new set of overrides.
+    ReplaceTopicConfigs {
+        /// Topic name.
+        name: String,
+        /// Every override the topic keeps.
+        configs: BTreeMap<String, String>,
+    },
+    /// AllocateProducerIds.
+    AllocateProducerIds {
+        /// The asking broker.
+        broker_id: i32,
+        /// Its registration epoch.
+        broker_epoch: i64,
+    },
+    /// BrokerRegistration.
+    RegisterBroker(Registration),
+    /// A broker's heartbeat that found it caught up: unfence it.
+    UnfenceBroker {
+        /// The broker.
+        broker_id: i32,
+        /// Its registration epoch.
+        broker_epoch: i64,
+    },
+}
+
+/// What the controller answers besides the records it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerReply {
+    /// Done; nothing to report.
+    Done,
+    /// The topic was created with this id.
+    TopicCreated(Uuid),
+    /// The topic with this id was deleted.
+    TopicDeleted(Uuid),
+    /// A block of producer ids.
+    ProducerIds(std::ops::Range<i64>),
+    /// The broker is registered with this epoch.
+    Registered(i64),
+}
+
+/// Plans `request` against `image`: the records to append (as one batch) and the reply.
+/// `next_offset` is the offset the batch's first record will get.
+pub fn plan(
+    image: &MetadataImage,
+    request: &ControllerRequest,
+    next_offset: i64,
+) -> Result<(Vec<MetadataRecord>, ControllerReply), ControllerError> {
+    Ok(match request {
+        ControllerRequest::CreateTopic {
+            name,
+            placement,
+            configs,
+        } => {
+            let id = Uuid::new_v4();
+            let records = create_topic(
+                image,
+                name,
+                id,
+                placement,
+                PlacementStart::random(),
+                configs,
+            )?;
+            (records, ControllerReply::TopicCreated(id))
+        }
+        ControllerRequest::CreatePartitions {
+            name,
+            total,
+            manual,
+        } => (
+            create_partitions(
+                image,
+                name,
+                *total,
+                manual.clone(),
+                PlacementStart::random(),
+            )?,
+            ControllerReply::Done,
+        ),
+        ControllerRequest::DeleteTopic { name } => {
+            let record = delete_topic(image, name)?;
+            let id = image.topic(name).map_or(Uuid::nil(), |t| t.id);
+            (vec![record], ControllerReply::TopicDeleted(id))
+        }
+        ControllerRequest::ReplaceTopicConfigs { name, configs } => (
+            replace_topic_configs(image, name, configs)?,
+            ControllerReply::Done,
+        ),
+        ControllerRequest::AllocateProducerIds {
+            broker_id,
+            broker_epoch,
+        } => {
+            let (record, block) = allocate_producer_ids(image, *broker_id, *broker_epoch);
+            (vec![record], ControllerReply::ProducerIds(block))
+        }
+        ControllerRequest::RegisterBroker(registration) => (
+            vec![register_broker(registration, next_offset)],
+            ControllerReply::Registered(next_offset),
+        ),
+        ControllerRequest::UnfenceBroker {
+            broker_id,
+            broker_epoch,
+        } => (
+            unfence_broker(image, *broker_id, *broker_epoch)?,
+            ControllerReply::Done,
+        ),
+    })
 }
 
 /// A partition change that changes nothing is not written.

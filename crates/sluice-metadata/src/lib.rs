@@ -12,8 +12,10 @@ pub mod image;
 pub mod legacy;
 pub mod log;
 pub mod meta_properties;
+pub mod quorum;
 pub mod records;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
+pub use quorum::{MetadataQuorum, SingleVoterQuorum};
 pub use records::MetadataRecord;

@@ -31,8 +31,37 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Prepare a node's data directory, as Kafka's `kafka-storage.sh`.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Write `meta.properties` into the configured log directory, tying it to one cluster and
+    /// this `node.id`. Every node of a cluster is formatted with the same cluster id.
+    Format {
+        /// The cluster id, 22 characters of URL-safe base64 (`sluice storage random-uuid`).
+        #[arg(long = "cluster-id", short = 't')]
+        cluster_id: String,
+        /// The node's `server.properties`-style file.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Set a property (repeatable; wins over --config).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Leave a directory that is formatted already as it is instead of failing.
+        #[arg(long = "ignore-formatted", short = 'g')]
+        ignore_formatted: bool,
+        /// This node is the quorum's only voter (Kafka's `--standalone`), which is also what a
+        /// node without `controller.quorum.voters` assumes.
+        #[arg(long, short = 's')]
+        standalone: bool,
+    },
+    /// Print a new random cluster id.
+    RandomUuid,
 }
 
 fn init_tracing() {
@@ -64,6 +93,7 @@ fn main() -> std::process::ExitCode {
             init_tracing();
             runtime.block_on(server(config, overrides))
         }
+        Command::Storage(cmd) => storage(cmd),
         Command::Client(cmd) => runtime.block_on(cli::run(cmd)),
     };
     match result {
@@ -77,33 +107,50 @@ fn main() -> std::process::ExitCode {
 
 async fn server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
     let config = sluice_broker::BrokerConfig::load(config.as_deref(), &overrides)?;
-    let listener = sluice_broker::server::bind(&config)
+    // Signal handlers first: a SIGTERM that arrives while the node opens its storage must
+    // still shut it down cleanly, not kill it mid-write.
+    let shutdown = shutdown_signal()?;
+    let listeners = sluice_broker::server::bind(&config)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listener))?;
-    sluice_broker::server::run(config, listener, shutdown_signal()).await?;
+        .map_err(|e| anyhow::anyhow!("cannot listen: {e}"))?;
+    sluice_broker::server::run(config, listeners, shutdown).await?;
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+fn storage(cmd: StorageCommand) -> anyhow::Result<()> {
+    match cmd {
+        StorageCommand::RandomUuid => {
+            println!("{}", sluice_broker::node::random_cluster_id());
+            Ok(())
+        }
+        StorageCommand::Format {
+            cluster_id,
+            config,
+            overrides,
+            ignore_formatted,
+            standalone: _,
+        } => {
+            let config = sluice_broker::BrokerConfig::load(config.as_deref(), &overrides)?;
+            sluice_broker::node::format(&config, &cluster_id, ignore_formatted)?;
+            println!(
+                "Formatted {} with cluster.id {cluster_id} for node.id {}.",
+                config.log_dir.display(),
+                config.node_id
+            );
+            Ok(())
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+}
+
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed before it returns.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

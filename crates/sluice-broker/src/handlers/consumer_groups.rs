@@ -199,7 +199,7 @@ mod tests {
             ],
         )
         .unwrap();
-        Arc::new(Broker::open(config).unwrap())
+        Arc::new(Broker::open_local(config).unwrap())
     }
 
     fn encodes<M: Encodable>(m: &M, version: i16) {
@@ -212,7 +212,15 @@ mod tests {
     fn every_version_encodes() {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
-        b.create_topic("t", 2, 1, Default::default()).unwrap();
+        b.create_topic(
+            "t",
+            sluice_metadata::controller::Placement::Auto {
+                partitions: 2,
+                replication_factor: 1,
+            },
+            Default::default(),
+        )
+        .unwrap();
         let r = sluice_proto::api::supported_range(ApiKey::ConsumerGroupHeartbeat).unwrap();
         for v in r.min_served..=r.max {
             let join = ConsumerGroupHeartbeatRequest::default()

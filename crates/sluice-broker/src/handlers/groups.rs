@@ -33,7 +33,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::sb;
+use super::{sb, RequestContext};
 use crate::broker::Broker;
 use crate::group::{
     CommitPartition, FetchedOffset, GroupState, JoinRequest, SyncRequest, TopicOffsets,
@@ -61,9 +61,10 @@ fn string(s: &StrBytes) -> String {
 /// Answers FindCoordinator for groups and transactional ids: this node coordinates both.
 pub(crate) fn find_coordinator(
     broker: &Arc<Broker>,
+    context: &RequestContext<'_>,
     request: FindCoordinatorRequest,
-    version: i16,
 ) -> FindCoordinatorResponse {
+    let version = context.api_version;
     let lookup = |key: &StrBytes| -> Result<(), (ResponseError, &'static str)> {
         match request.key_type {
             KEY_TYPE_GROUP => {
@@ -92,9 +93,22 @@ pub(crate) fn find_coordinator(
             _ => Err((ResponseError::InvalidRequest, "unsupported key type")),
         }
     };
+    // The coordinators run on this broker (replicated coordinators come with replication):
+    // answer with its endpoint on the request's listener.
     let node = BrokerId(broker.config.node_id);
-    let host = sb(broker.config.advertised_host.clone());
-    let port = i32::from(broker.config.advertised_port);
+    let image = broker.image();
+    let (host, port) = image
+        .brokers
+        .get(&broker.config.node_id)
+        .and_then(|b| super::metadata::endpoint(b, context.listener))
+        .map_or(
+            (
+                broker.config.advertised_host.clone(),
+                broker.config.advertised_port,
+            ),
+            |e| (e.host.clone(), e.port),
+        );
+    let (host, port) = (sb(host), i32::from(port));
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -720,7 +734,7 @@ mod tests {
             ],
         )
         .unwrap();
-        Arc::new(Broker::open(config).unwrap())
+        Arc::new(Broker::open_local(config).unwrap())
     }
 
     fn encodes<M: Encodable>(m: &M, version: i16) {
@@ -741,12 +755,26 @@ mod tests {
         let b = broker(dir.path());
         // A new group's first join phase ends from the coordinator's timer.
         let timers = tokio::spawn(crate::group::run_timers(b.clone()));
-        b.create_topic("t", 2, 1, Default::default()).unwrap();
+        b.create_topic(
+            "t",
+            sluice_metadata::controller::Placement::Auto {
+                partitions: 2,
+                replication_factor: 1,
+            },
+            Default::default(),
+        )
+        .unwrap();
         for v in range(ApiKey::FindCoordinator) {
             let mut r = FindCoordinatorRequest::default().with_key(sb("g"));
             r.coordinator_keys = vec![sb("g"), sb("")];
-            encodes(&find_coordinator(&b, r.clone(), v), v);
-            encodes(&find_coordinator(&b, r.with_key_type(1), v), v);
+            let context = RequestContext {
+                listener: "PLAINTEXT",
+                api_version: v,
+                client_id: "test",
+                peer: ([127, 0, 0, 1], 1).into(),
+            };
+            encodes(&find_coordinator(&b, &context, r.clone()), v);
+            encodes(&find_coordinator(&b, &context, r.with_key_type(1)), v);
         }
         for v in range(ApiKey::JoinGroup) {
             let group = GroupId(sb(format!("g{v}")));

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
@@ -30,18 +30,30 @@ pub(crate) enum Reply {
     None,
 }
 
+/// What a handler knows of the request besides its body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestContext<'a> {
+    /// The listener the connection came in on: responses name the endpoints of that listener.
+    pub(crate) listener: &'a str,
+    /// The request's API version.
+    pub(crate) api_version: i16,
+    /// The client's `client.id`.
+    pub(crate) client_id: &'a str,
+    /// The client's address.
+    pub(crate) peer: std::net::SocketAddr,
+}
+
 /// Calls the handler for `request`. The caller has already checked that the API and version are
 /// served, so every arm here is implemented.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
-    header: &RequestHeader,
+    context: &RequestContext<'_>,
     request: RequestKind,
-    peer: std::net::SocketAddr,
 ) -> Reply {
-    let version = header.request_api_version;
+    let version = context.api_version;
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, context, r)),
         RequestKind::Produce(r) => match produce::handle(broker, r, version).await {
             Some(resp) => ResponseKind::Produce(resp),
             None => return Reply::None,
@@ -97,18 +109,19 @@ pub(crate) async fn handle(
             ResponseKind::IncrementalAlterConfigs(admin::alter_configs::incremental(broker, r))
         }
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(admin::cluster::describe_cluster(broker, r))
+            ResponseKind::DescribeCluster(admin::cluster::describe_cluster(broker, context, r))
         }
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
             admin::cluster::describe_topic_partitions(broker, r),
         ),
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, context, r))
         }
         RequestKind::JoinGroup(r) => {
-            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
-            let host = format!("/{}", peer.ip());
-            ResponseKind::JoinGroup(groups::join_group(broker, r, version, client_id, &host).await)
+            let host = format!("/{}", context.peer.ip());
+            ResponseKind::JoinGroup(
+                groups::join_group(broker, r, version, context.client_id, &host).await,
+            )
         }
         RequestKind::SyncGroup(r) => {
             ResponseKind::SyncGroup(groups::sync_group(broker, r, version).await)
@@ -136,10 +149,13 @@ pub(crate) async fn handle(
             ResponseKind::DeleteGroups(groups::delete_groups(broker, r))
         }
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
-            let host = format!("/{}", peer.ip());
+            let host = format!("/{}", context.peer.ip());
             ResponseKind::ConsumerGroupHeartbeat(consumer_groups::heartbeat(
-                broker, r, version, client_id, &host,
+                broker,
+                r,
+                version,
+                context.client_id,
+                &host,
             ))
         }
         RequestKind::ConsumerGroupDescribe(r) => {

@@ -9,12 +9,13 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::{
-    DescribeClusterRequest, DescribeClusterResponse, DescribeTopicPartitionsRequest,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicPartitionsRequest,
     DescribeTopicPartitionsResponse, TopicName,
 };
 use uuid::Uuid;
 
-use super::super::sb;
+use super::super::metadata::{endpoint, PartitionNodes};
+use super::super::{sb, RequestContext};
 use crate::broker::Broker;
 
 /// Largest page DescribeTopicPartitions returns, whatever the client asks.
@@ -23,20 +24,33 @@ const PARTITION_LIMIT_MAX: i32 = 2000;
 /// Answers DescribeCluster.
 pub(crate) fn describe_cluster(
     broker: &Arc<Broker>,
+    context: &RequestContext<'_>,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let c = &broker.config;
-    // Endpoint type 2 asks for controllers (KIP-919); this node is both roles.
-    let node = DescribeClusterBroker::default()
-        .with_broker_id(c.node_id.into())
-        .with_host(sb(c.advertised_host.clone()))
-        .with_port(i32::from(c.advertised_port))
-        .with_rack(c.rack.clone().map(sb));
+    // Endpoint type 2 asks for controllers (KIP-919); this node is both roles. v2 asks for
+    // fenced brokers too.
+    let image = broker.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| request.include_fenced_brokers || !b.fenced)
+        .filter_map(|b| {
+            let e = endpoint(b, context.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(b.id.into())
+                    .with_host(sb(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(sb))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
-        .with_cluster_id(sb(c.cluster_id.clone()))
-        .with_controller_id(c.node_id.into())
-        .with_brokers(vec![node])
+        .with_cluster_id(sb(broker.cluster_id.clone()))
+        .with_controller_id(broker.config.node_id.into())
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)
 }
 
@@ -49,8 +63,9 @@ pub(crate) fn describe_topic_partitions(
     let limit = request
         .response_partition_limit
         .clamp(1, PARTITION_LIMIT_MAX) as usize;
+    let image = broker.image();
     let mut names: Vec<String> = if request.topics.is_empty() {
-        broker.topics().iter().map(|t| t.name.clone()).collect()
+        image.topics().map(|t| t.name.clone()).collect()
     } else {
         request
             .topics
@@ -64,12 +79,11 @@ pub(crate) fn describe_topic_partitions(
         Some(c) => (c.topic_name.as_str().to_string(), c.partition_index.max(0)),
         None => (String::new(), 0),
     };
-    let node = broker.config.node_id;
     let mut topics = Vec::new();
     let mut emitted = 0usize;
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= cursor_topic) {
-        let Some(topic) = broker.topic(&name) else {
+        let Some(topic) = image.topic(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_name(Some(TopicName(sb(name))))
@@ -84,24 +98,29 @@ pub(crate) fn describe_topic_partitions(
             0
         };
         let mut partitions = Vec::new();
-        for p in topic.partitions.iter().skip(first as usize) {
+        for (index, p) in topic.partitions.iter().enumerate().skip(first as usize) {
+            let index = index as i32;
             if emitted == limit {
                 next_cursor = Some(
                     Cursor::default()
                         .with_topic_name(TopicName(sb(name.clone())))
-                        .with_partition_index(p.index),
+                        .with_partition_index(index),
                 );
                 break;
             }
+            let nodes = PartitionNodes::of(&image, p);
+            let ids = |v: &[i32]| v.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
-                    .with_partition_index(p.index)
-                    .with_leader_id(node.into())
-                    .with_leader_epoch(p.leader_epoch())
-                    .with_replica_nodes(vec![node.into()])
-                    .with_isr_nodes(vec![node.into()])
-                    .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new())),
+                    .with_error_code(nodes.error_code)
+                    .with_partition_index(index)
+                    .with_leader_id(p.leader.into())
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(nodes.replicas)
+                    .with_isr_nodes(nodes.isr)
+                    .with_offline_replicas(nodes.offline)
+                    .with_eligible_leader_replicas(Some(ids(&p.eligible_leader_replicas)))
+                    .with_last_known_elr(Some(ids(&p.last_known_elr))),
             );
             emitted += 1;
         }

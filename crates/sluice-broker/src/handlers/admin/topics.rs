@@ -19,6 +19,7 @@ use super::super::sb;
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::topic_config::TopicConfig;
+use sluice_metadata::controller::Placement;
 
 /// DescribeConfigs/CreateTopics config source: set on the topic.
 pub(crate) const SOURCE_TOPIC: i8 = 1;
@@ -55,11 +56,11 @@ pub(crate) fn create(
             let name = t.name.as_str().to_string();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             match create_one(broker, &t, request.validate_only) {
-                Ok((id, partitions, config)) => {
+                Ok((id, partitions, replication, config)) => {
                     let mut r = result
                         .with_topic_id(id)
                         .with_num_partitions(partitions)
-                        .with_replication_factor(1);
+                        .with_replication_factor(replication);
                     if version >= 5 {
                         r = r.with_configs(Some(created_configs(broker, &config)));
                     }
@@ -83,62 +84,64 @@ fn create_one(
     broker: &Broker,
     t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
     validate_only: bool,
-) -> Result<(Uuid, i32, TopicConfig), ApiError> {
+) -> Result<(Uuid, i32, i16, TopicConfig), ApiError> {
     let mut configs = BTreeMap::new();
     for c in &t.configs {
         if let Some(v) = &c.value {
             configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
         }
     }
-    let (partitions, replication) = if t.assignments.is_empty() {
-        let p = if t.num_partitions == -1 {
+    let placement = placement(broker, t)?;
+    let (partitions, replication) = match &placement {
+        Placement::Auto {
+            partitions,
+            replication_factor,
+        } => (*partitions, *replication_factor),
+        Placement::Manual(lists) => (lists.len() as i32, lists[0].len() as i16),
+    };
+    if validate_only {
+        broker.validate_new_topic(t.name.as_str(), &placement, &configs)?;
+        let config = TopicConfig::resolve(&broker.config.log_defaults, configs);
+        return Ok((Uuid::nil(), partitions, replication, config));
+    }
+    let topic = broker.create_topic(t.name.as_str(), placement, configs)?;
+    Ok((topic.id, partitions, replication, topic.config.clone()))
+}
+
+/// How the request places replicas: counts (-1 for the broker defaults), or an assignment
+/// per partition, never both.
+fn placement(
+    broker: &Broker,
+    t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+) -> Result<Placement, ApiError> {
+    if t.assignments.is_empty() {
+        let partitions = if t.num_partitions == -1 {
             broker.config.num_partitions
         } else {
             t.num_partitions
         };
-        let r = if t.replication_factor == -1 {
-            broker.config.default_replication_factor
-        } else {
-            t.replication_factor
-        };
-        (p, r)
-    } else {
-        if t.num_partitions != -1 || t.replication_factor != -1 {
+        return Ok(Placement::Auto {
+            partitions,
+            replication_factor: broker.replication_factor(t.replication_factor),
+        });
+    }
+    if t.num_partitions != -1 || t.replication_factor != -1 {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+        ));
+    }
+    let mut lists = Vec::with_capacity(t.assignments.len());
+    for (i, a) in t.assignments.iter().enumerate() {
+        if a.partition_index != i as i32 {
             return Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+                ResponseError::InvalidReplicaAssignment,
+                "partitions should be a consecutive 0-based integer sequence",
             ));
         }
-        for (i, a) in t.assignments.iter().enumerate() {
-            if a.partition_index != i as i32 {
-                return Err(ApiError::new(
-                    ResponseError::InvalidReplicaAssignment,
-                    "partitions in the assignment must be 0..n in order",
-                ));
-            }
-            if a.broker_ids.iter().any(|b| **b != broker.config.node_id) || a.broker_ids.is_empty()
-            {
-                return Err(ApiError::new(
-                    ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "replica assignment names brokers other than {}",
-                        broker.config.node_id
-                    ),
-                ));
-            }
-        }
-        (
-            t.assignments.len() as i32,
-            t.assignments[0].broker_ids.len() as i16,
-        )
-    };
-    if validate_only {
-        broker.validate_new_topic(t.name.as_str(), partitions, replication, &configs)?;
-        let config = TopicConfig::resolve(&broker.config.log_defaults, configs);
-        return Ok((Uuid::nil(), partitions, config));
+        lists.push(a.broker_ids.iter().map(|b| b.0).collect());
     }
-    let topic = broker.create_topic(t.name.as_str(), partitions, replication, configs)?;
-    Ok((topic.id, partitions, topic.config.clone()))
+    Ok(Placement::Manual(lists))
 }
 
 /// Answers DeleteTopics (by name, or by id in v6+).
@@ -184,18 +187,14 @@ pub(crate) fn create_partitions(
         .topics
         .into_iter()
         .map(|t| {
-            let result = match &t.assignments {
-                Some(a)
-                    if a.iter()
-                        .any(|a| a.broker_ids.iter().any(|b| **b != broker.config.node_id)) =>
-                {
-                    Err(ApiError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        "assignment names unknown brokers",
-                    ))
-                }
-                _ => broker.add_partitions(t.name.as_str(), t.count, request.validate_only),
-            };
+            // An empty assignment list counts as none (some clients send `[]` for null).
+            let manual = t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                a.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let result =
+                broker.add_partitions(t.name.as_str(), t.count, manual, request.validate_only);
             let r = CreatePartitionsTopicResult::default().with_name(t.name);
             match result {
                 Ok(()) => r,
