@@ -6,9 +6,10 @@
 #   kafka-cli.sh CHECK BOOTSTRAP TOPIC
 #
 # CHECK: topics-create topics-list topics-describe topics-alter topics-delete
-#        console | configs-topic | configs-broker | perf-test | get-offsets
+#        console | configs-topic | configs-broker | perf-test | get-offsets |
+#        features-describe | quorum-describe
 # (kafka-topics, kafka-console-producer/-consumer, kafka-configs, kafka-producer-perf-test,
-#  kafka-get-offsets)
+#  kafka-get-offsets, kafka-features, kafka-metadata-quorum)
 # topics-* run in that order on the same TOPIC (created with 3 partitions and retention.ms).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -166,6 +167,30 @@ case "$check" in
       run kafka org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$B" --topic "$T" --time "$t"
       [[ "$out" == "$want" ]] || fail "get-offsets --time $t: '$out', expected '$want'"
     done
+    ;;
+  features-describe)
+    # kafka-features describe (ApiVersions v3+ features): every supported feature with its
+    # range, the finalized levels and their epoch
+    run kafka org.apache.kafka.tools.FeatureCommand --bootstrap-server "$B" describe
+    grep -qE "^Feature: metadata.version[[:space:]]+SupportedMinVersion: 3.3-IV3[[:space:]]+SupportedMaxVersion: 4.1-IV1[[:space:]]+FinalizedVersionLevel: 4.1-IV1[[:space:]]+Epoch: [0-9]+" <<<"$out" \
+      || fail "no metadata.version line finalized at 4.1-IV1"
+    grep -qE "^Feature: group.version[[:space:]]+SupportedMinVersion: 0[[:space:]]+SupportedMaxVersion: 1[[:space:]]+FinalizedVersionLevel: 1[[:space:]]" <<<"$out" \
+      || fail "no group.version line finalized at 1"
+    grep -qE "^Feature: transaction.version[[:space:]]+SupportedMinVersion: 0[[:space:]]+SupportedMaxVersion: 0[[:space:]]+FinalizedVersionLevel: 0[[:space:]]" <<<"$out" \
+      || fail "transaction.version not shown as unsupported beyond 0"
+    ;;
+  quorum-describe)
+    # kafka-metadata-quorum describe --status and --replication (DescribeQuorum, DescribeCluster)
+    run kafka org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$B" describe --status
+    grep -qE "^ClusterId:[[:space:]]+[A-Za-z0-9_-]{22}$" <<<"$out" || fail "no 22-character ClusterId"
+    leader="$(sed -n 's/^LeaderId:[[:space:]]*\([0-9][0-9]*\)$/\1/p' <<<"$out")"
+    [[ -n "$leader" ]] || fail "no LeaderId"
+    grep -qE "^LeaderEpoch:[[:space:]]+[1-9][0-9]*$" <<<"$out" || fail "no LeaderEpoch >= 1"
+    grep -qE "^HighWatermark:[[:space:]]+[1-9][0-9]*$" <<<"$out" || fail "no HighWatermark >= 1"
+    grep -qE "^MaxFollowerLag:[[:space:]]+0$" <<<"$out" || fail "a lone voter lags"
+    grep -qE "^CurrentVoters:[[:space:]]+\[\{\"id\": $leader[,}]" <<<"$out" || fail "the leader is not among CurrentVoters"
+    run kafka org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$B" describe --replication
+    grep -qE "^$leader[[:space:]].*[[:space:]]0[[:space:]].*Leader[[:space:]]*$" <<<"$out" || fail "no replication row for leader $leader with lag 0"
     ;;
   *) fail "unknown check $check" ;;
 esac

@@ -116,9 +116,19 @@ pub fn open(config: &BrokerConfig) -> Result<NodeStorage, StorageError> {
     check(config, &meta, dir)?;
     let (log, image) = MetadataLog::open(dir, config.metadata_snapshot_bytes)?;
     let empty = image.offset < 0;
-    let quorum: Arc<dyn MetadataQuorum> = Arc::new(SingleVoterQuorum::new(log, image));
+    let quorum: Arc<dyn MetadataQuorum> =
+        Arc::new(SingleVoterQuorum::new(config.node_id, log, image));
     if empty {
         upgrade_legacy(config, quorum.as_ref())?;
+    }
+    // A new cluster, or one bootstrapped before feature levels were written, finalizes the
+    // bootstrap levels once.
+    if !quorum
+        .image()
+        .features
+        .contains_key(sluice_metadata::features::METADATA_VERSION)
+    {
+        quorum.bootstrap(sluice_metadata::features::bootstrap_records())?;
     }
     Ok(NodeStorage {
         cluster_id: meta.cluster_id,

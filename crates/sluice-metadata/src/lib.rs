@@ -8,6 +8,7 @@
 //! layer moves batches of records between controllers.
 
 pub mod controller;
+pub mod features;
 pub mod image;
 pub mod legacy;
 pub mod log;

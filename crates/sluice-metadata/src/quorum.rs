@@ -32,8 +32,37 @@ pub struct Committed {
     pub reply: ControllerReply,
 }
 
+/// One voter's replication state, as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterState {
+    /// The voter's node id.
+    pub id: i32,
+    /// The end of its metadata log (the next offset it would write).
+    pub log_end_offset: i64,
+    /// When the leader last heard from it (ms since the epoch; -1 unknown).
+    pub last_fetch_ms: i64,
+    /// When it was last caught up with the leader (ms since the epoch; -1 unknown).
+    pub last_caught_up_ms: i64,
+}
+
+/// The quorum's state, as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// The active controller, -1 while there is none.
+    pub leader_id: i32,
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// One past the last committed offset.
+    pub high_watermark: i64,
+    /// Every voter.
+    pub voters: Vec<VoterState>,
+}
+
 /// The metadata quorum.
 pub trait MetadataQuorum: Send + Sync + std::fmt::Debug {
+    /// The quorum's leader, epoch, high watermark and voters.
+    fn status(&self) -> QuorumStatus;
+
     /// Plans `request` on the active controller and waits until its records are committed.
     fn submit(&self, request: ControllerRequest) -> Result<Committed, QuorumError>;
 
@@ -48,6 +77,8 @@ pub trait MetadataQuorum: Send + Sync + std::fmt::Debug {
 /// A quorum of one voter: this node.
 #[derive(Debug)]
 pub struct SingleVoterQuorum {
+    /// This node, the only voter and so the leader.
+    node_id: i32,
     /// The log; locked for the whole of plan, append and publish, so requests apply one at a
     /// time in log order.
     log: Mutex<MetadataLog>,
@@ -56,9 +87,13 @@ pub struct SingleVoterQuorum {
 }
 
 impl SingleVoterQuorum {
-    /// A quorum over an opened log and the image it rebuilt.
-    pub fn new(log: MetadataLog, image: MetadataImage) -> SingleVoterQuorum {
+    /// A quorum over an opened log and the image it rebuilt, led by `node_id`. As a Kafka
+    /// controller does when it wins an election, the node starts a new epoch on each start.
+    pub fn new(node_id: i32, mut log: MetadataLog, image: MetadataImage) -> SingleVoterQuorum {
+        let epoch = log.epoch().saturating_add(1);
+        log.set_epoch(epoch);
         SingleVoterQuorum {
+            node_id,
             log: Mutex::new(log),
             image: RwLock::new(Arc::new(image)),
         }
@@ -89,6 +124,24 @@ impl SingleVoterQuorum {
 }
 
 impl MetadataQuorum for SingleVoterQuorum {
+    fn status(&self) -> QuorumStatus {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        QuorumStatus {
+            leader_id: self.node_id,
+            leader_epoch: log.epoch(),
+            high_watermark: log.next_offset(),
+            voters: vec![VoterState {
+                id: self.node_id,
+                log_end_offset: log.next_offset(),
+                last_fetch_ms: now_ms,
+                last_caught_up_ms: now_ms,
+            }],
+        }
+    }
+
     fn submit(&self, request: ControllerRequest) -> Result<Committed, QuorumError> {
         self.commit(|image, next_offset| controller::plan(image, &request, next_offset))
     }

@@ -1,7 +1,12 @@
 //! ApiVersions: the advertised API table.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use sluice_metadata::{features, MetadataImage};
+
+use super::sb;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use sluice_proto::api::SUPPORTED;
 
@@ -17,9 +22,33 @@ fn table() -> Vec<ApiVersion> {
         .collect()
 }
 
-/// Answers a served ApiVersions request.
-pub(crate) fn handle(_request: &ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(table())
+/// Answers a served ApiVersions request: the API table, and (v3+) the features this build
+/// supports and the levels the cluster finalized, which `kafka-features describe` prints.
+pub(crate) fn handle(image: &MetadataImage, _request: &ApiVersionsRequest) -> ApiVersionsResponse {
+    let supported = features::SUPPORTED
+        .iter()
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(sb(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    let finalized = image
+        .features
+        .iter()
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(sb(name.clone()))
+                .with_min_version_level(*level)
+                .with_max_version_level(*level)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_api_keys(table())
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(image.offset)
+        .with_finalized_features(finalized)
 }
 
 /// The answer to an ApiVersions request of a version above ours: error 35 and our table, to be

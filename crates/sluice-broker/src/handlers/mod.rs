@@ -52,7 +52,9 @@ pub(crate) async fn handle(
 ) -> Reply {
     let version = context.api_version;
     let response = match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
+        RequestKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(api_versions::handle(&broker.image(), &r))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, context, r)),
         RequestKind::Produce(r) => match produce::handle(broker, r, version).await {
             Some(resp) => ResponseKind::Produce(resp),
@@ -110,6 +112,9 @@ pub(crate) async fn handle(
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(admin::cluster::describe_cluster(broker, context, r))
+        }
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(admin::quorum::describe_quorum(broker, r))
         }
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
             admin::cluster::describe_topic_partitions(broker, r),

@@ -3,5 +3,6 @@
 pub(crate) mod alter_configs;
 pub(crate) mod cluster;
 pub(crate) mod configs;
+pub(crate) mod quorum;
 pub(crate) mod records;
 pub(crate) mod topics;
