@@ -4,7 +4,6 @@
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -353,14 +352,13 @@ impl Partition {
     }
 
     /// The delayed-produce wait of `acks=all`: completes once the high watermark reaches
-    /// `end_offset`, or fails with REQUEST_TIMED_OUT after `timeout`. With one node the high
+    /// `end_offset`, or fails with REQUEST_TIMED_OUT at `deadline`. With one node the high
     /// watermark moves with each append, so this returns at once; replication makes it wait.
     pub async fn await_high_watermark(
         &self,
         end_offset: i64,
-        timeout: Duration,
+        deadline: tokio::time::Instant,
     ) -> Result<(), ApiError> {
-        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let advanced = self.high_watermark_advanced.notified();
             tokio::pin!(advanced);

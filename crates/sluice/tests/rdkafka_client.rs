@@ -260,9 +260,12 @@ fn every_codec_round_trips() {
             1_000,
         );
         check_keyed(&consume_all(&bootstrap, &topic, 2, 5000), 5000, 1_000);
+        // librdkafka sends a batch uncompressed when compressing does not make it smaller (a
+        // first batch of one or two records, depending on timing): every batch is in the
+        // codec or uncompressed, never another codec, and the codec is there.
         let stored = stored_codecs(&s, &topic);
         assert!(
-            !stored.is_empty() && stored.iter().all(|c| *c == id),
+            stored.contains(&id) && stored.iter().all(|c| *c == id || *c == 0),
             "{codec}: stored codecs {stored:?}"
         );
     }

@@ -45,23 +45,18 @@ fn partition_error(index: i32, e: &ApiError, version: i16) -> PartitionProduceRe
 /// Longest `acks=all` wait, whatever the request's `timeout_ms` says.
 const TIMEOUT_MS_MAX: i32 = 300_000;
 
-async fn append(
+/// Validates and appends one partition's records; `acks=all` refuses up front when too few
+/// replicas are in sync.
+fn append(
     partition: &Partition,
     records: &bytes::Bytes,
     now: i64,
     acks: i16,
-    timeout: Duration,
 ) -> Result<Appended, ApiError> {
     if acks == -1 {
         partition.check_min_insync()?;
     }
-    let appended = partition.append(records, now)?;
-    if acks == -1 {
-        partition
-            .await_high_watermark(appended.end_offset, timeout)
-            .await?;
-    }
-    Ok(appended)
+    partition.append(records, now)
 }
 
 /// A transactional batch may only go to a partition its open transaction added (KIP-890 part
@@ -101,8 +96,9 @@ fn verify_transaction(
         })
 }
 
-/// Answers a Produce request; `None` when `acks=0` asks for no response. `acks=all` waits for
-/// the high watermark to pass each partition's write (the delayed-produce path).
+/// Answers a Produce request; `None` when `acks=0` asks for no response. Every partition is
+/// appended first; then `acks=all` waits for all of them together (the delayed produce), each
+/// until the high watermark passes its write or the request's one deadline passes.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
@@ -110,57 +106,80 @@ pub(crate) async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = Duration::from_millis(request.timeout_ms.clamp(0, TIMEOUT_MS_MAX) as u64);
+    let deadline = tokio::time::Instant::now() + timeout;
     let now = now_ms();
     let txn_id = request.transactional_id.as_ref().map(|t| t.as_str());
-    let mut responses = Vec::with_capacity(request.topic_data.len());
+    // (topic name, [(partition index, partition, result)]) in request order.
+    let mut appended = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = broker.topic(topic_data.name.as_str());
-        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
-            let result = if !matches!(acks, -1..=1) {
-                Err(ApiError::new(
-                    ResponseError::InvalidRequiredAcks,
-                    format!("acks must be -1, 0 or 1, not {acks}"),
-                ))
-            } else {
-                match topic.as_ref().and_then(|t| t.partition(pd.index)) {
-                    None => Err(ApiError::unknown_topic()),
-                    Some(partition) => match &pd.records {
-                        Some(records) if !records.is_empty() => {
-                            match verify_transaction(broker, txn_id, partition, records) {
-                                Ok(()) => append(partition, records, now, acks, timeout).await,
-                                Err(e) => Err(e),
-                            }
-                        }
-                        _ => Err(ApiError::new(
-                            ResponseError::CorruptMessage,
-                            "produce request without records",
-                        )),
-                    },
-                }
-            };
-            let response = match result {
-                Ok(r) => PartitionProduceResponse::default()
-                    .with_index(pd.index)
-                    .with_base_offset(r.base_offset)
-                    .with_log_append_time_ms(r.log_append_time_ms)
-                    .with_log_start_offset(r.log_start_offset),
-                Err(e) => {
-                    tracing::debug!(topic = %topic_data.name.as_str(), partition = pd.index, error = %e, "produce refused");
-                    partition_error(pd.index, &e, version)
-                }
-            };
-            partition_responses.push(response);
+            let partition = topic.as_ref().and_then(|t| t.partition(pd.index)).cloned();
+            let result = append_one(broker, partition.as_deref(), &pd, txn_id, now, acks);
+            partitions.push((pd.index, partition, result));
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic_data.name)
-                .with_partition_responses(partition_responses),
-        );
+        appended.push((topic_data.name, partitions));
     }
+    // Wake parked fetches (followers among them) before waiting on them.
     broker.data_arrived.notify_waiters();
     if acks == 0 {
         return None;
     }
+    let mut responses = Vec::with_capacity(appended.len());
+    for (name, partitions) in appended {
+        let mut partition_responses = Vec::with_capacity(partitions.len());
+        for (index, partition, mut result) in partitions {
+            if let (-1, Some(p), Ok(r)) = (acks, &partition, &result) {
+                if let Err(e) = p.await_high_watermark(r.end_offset, deadline).await {
+                    result = Err(e);
+                }
+            }
+            partition_responses.push(match result {
+                Ok(r) => PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(r.base_offset)
+                    .with_log_append_time_ms(r.log_append_time_ms)
+                    .with_log_start_offset(r.log_start_offset),
+                Err(e) => {
+                    tracing::debug!(topic = %name.as_str(), partition = index, error = %e, "produce refused");
+                    partition_error(index, &e, version)
+                }
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partition_responses),
+        );
+    }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Checks and appends one partition of a Produce request.
+fn append_one(
+    broker: &Broker,
+    partition: Option<&Partition>,
+    pd: &kafka_protocol::messages::produce_request::PartitionProduceData,
+    txn_id: Option<&str>,
+    now: i64,
+    acks: i16,
+) -> Result<Appended, ApiError> {
+    if !matches!(acks, -1..=1) {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequiredAcks,
+            format!("acks must be -1, 0 or 1, not {acks}"),
+        ));
+    }
+    let partition = partition.ok_or_else(ApiError::unknown_topic)?;
+    match &pd.records {
+        Some(records) if !records.is_empty() => {
+            verify_transaction(broker, txn_id, partition, records)?;
+            append(partition, records, now, acks)
+        }
+        _ => Err(ApiError::new(
+            ResponseError::CorruptMessage,
+            "produce request without records",
+        )),
+    }
 }
