@@ -43,7 +43,7 @@ pub enum ControllerError {
 }
 
 /// How the replicas of new partitions are chosen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Placement {
     /// The controller places `replication_factor` replicas per partition.
     Auto {
@@ -209,7 +209,7 @@ pub fn allocate_producer_ids(
 }
 
 /// What a broker says of itself when it registers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     /// `node.id`.
     pub broker_id: i32,
@@ -491,7 +491,7 @@ fn rack_alternating<'a>(brokers: &[(i32, Option<&'a str>)]) -> Vec<(i32, Option<
 }
 
 /// A request to the controller, from a broker of the cluster or a client's admin request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ControllerRequest {
     /// CreateTopics, one topic.
     CreateTopic {
@@ -542,7 +542,7 @@ pub enum ControllerRequest {
 }
 
 /// What the controller answers besides the records it wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ControllerReply {
     /// Done; nothing to report.
     Done,

@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod log;
 pub mod meta_properties;
 pub mod quorum;
+pub mod raft;
 pub mod records;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
