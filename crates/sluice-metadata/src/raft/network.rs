@@ -2,12 +2,12 @@
 //!
 //! Every message is one frame, `[u32 length, big-endian][JSON body]`, of at most
 //! [`RPC_FRAME_BYTES_MAX`]. A connection carries requests one at a time, each answered by one
-//! response frame, in order. Requests ([`RpcRequest`]) are openraft's AppendEntries, Vote and
+//! response frame, in order. Requests (`RpcRequest`) are openraft's AppendEntries, Vote and
 //! InstallSnapshot, and `Forward`: a follower hands a controller request to the leader, which
 //! plans, commits and answers it.
 //!
 //! Client side: [`Network`] is openraft's network factory; its [`PeerClient`] keeps one
-//! connection per peer and reconnects after any error. Server side: [`serve`] accepts on a
+//! connection per peer and reconnects after any error. Server side: `serve` accepts on a
 //! listener the caller bound, at most [`CONNECTIONS_MAX`] connections at once; a frame that is
 //! too long, cut short or not a request is answered with an error where possible and the
 //! connection closed. Nothing from the network can panic the server.
@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -41,6 +42,9 @@ use crate::records::MetadataRecord;
 
 /// Largest RPC frame, either way (snapshot chunks are sized well below it).
 pub const RPC_FRAME_BYTES_MAX: usize = 16 << 20;
+/// Largest planned batch (JSON bytes) the leader accepts, so that an AppendEntries carrying it
+/// alone always fits in a frame.
+pub const BATCH_BYTES_MAX: usize = RPC_FRAME_BYTES_MAX / 2;
 /// Most connections the RPC server serves at once; more are closed on accept.
 pub const CONNECTIONS_MAX: usize = 64;
 /// A connection that sends nothing for this long is closed (peers send heartbeats far more
@@ -70,7 +74,9 @@ pub(crate) enum RpcResponse {
     /// To Vote.
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// To InstallSnapshot.
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
     /// To Forward.
     Forward(Result<ForwardReply, ForwardError>),
     /// The request could not be read; the server closes the connection after this.
@@ -145,7 +151,10 @@ impl From<Refusal> for ControllerError {
 }
 
 /// Writes one frame.
-pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    payload: &[u8],
+) -> io::Result<()> {
     if payload.len() > RPC_FRAME_BYTES_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -257,6 +266,12 @@ pub(crate) enum CallError {
         /// The error.
         source: io::Error,
     },
+    /// The request does not fit in a frame; nothing was sent.
+    #[error("RPC request of {bytes} bytes is over the frame limit")]
+    TooLarge {
+        /// The request's size.
+        bytes: usize,
+    },
     /// The request may have been sent, but no valid answer came.
     #[error("RPC to {addr} failed: {source}")]
     Failed {
@@ -271,7 +286,9 @@ impl CallError {
     fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, Node, E> {
         match &self {
             CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&self)),
-            CallError::Failed { .. } => RPCError::Network(NetworkError::new(&self)),
+            CallError::TooLarge { .. } | CallError::Failed { .. } => {
+                RPCError::Network(NetworkError::new(&self))
+            }
         }
     }
 }
@@ -289,14 +306,20 @@ pub(crate) async fn call(
         source,
     };
     let payload = serde_json::to_vec(request).map_err(|e| failed(io::Error::other(e)))?;
+    if payload.len() > RPC_FRAME_BYTES_MAX {
+        return Err(CallError::TooLarge {
+            bytes: payload.len(),
+        });
+    }
     let exchange = async {
         if conn.is_none() {
-            let stream = TcpStream::connect(addr)
-                .await
-                .map_err(|source| CallError::Unreachable {
-                    addr: addr.to_string(),
-                    source,
-                })?;
+            let stream =
+                TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| CallError::Unreachable {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
             let _ = stream.set_nodelay(true);
             *conn = Some(stream);
         }
@@ -331,7 +354,10 @@ impl PeerClient {
         Ok(response)
     }
 
-    fn unexpected<E: std::error::Error>(&self, response: &RpcResponse) -> RPCError<NodeId, Node, E> {
+    fn unexpected<E: std::error::Error>(
+        &self,
+        response: &RpcResponse,
+    ) -> RPCError<NodeId, Node, E> {
         let what = match response {
             RpcResponse::BadRequest(why) => format!("peer refused the request: {why}"),
             _ => "answer of the wrong kind".to_string(),
@@ -349,10 +375,20 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        let response = self
+        let entries = rpc.entries.len() as u64;
+        let response = match self
             .call(RpcRequest::AppendEntries(rpc), option.hard_ttl())
             .await
-            .map_err(CallError::into_rpc)?;
+        {
+            Ok(r) => r,
+            // Too many entries for one frame: openraft sends fewer next time.
+            Err(CallError::TooLarge { .. }) if entries > 1 => {
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(entries / 2),
+                ));
+            }
+            Err(e) => return Err(e.into_rpc()),
+        };
         match response {
             RpcResponse::AppendEntries(Ok(r)) => Ok(r),
             RpcResponse::AppendEntries(Err(e)) => {
@@ -394,7 +430,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .map_err(CallError::into_rpc)?;
         match response {
             RpcResponse::Vote(Ok(r)) => Ok(r),
-            RpcResponse::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            RpcResponse::Vote(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             other => Err(self.unexpected(&other)),
         }
     }
@@ -434,7 +472,11 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Answers the requests of one connection, in order, until it closes or misbehaves.
-async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
     let idle = Duration::from_millis(CONNECTION_IDLE_TIMEOUT_MS);
     loop {
         let frame = match tokio::time::timeout(idle, read_frame(&mut stream)).await {

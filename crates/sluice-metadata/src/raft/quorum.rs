@@ -31,7 +31,10 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::network::{self, ForwardError, ForwardReply, ForwardRequest, Network, PeerContacts, RpcRequest, RpcResponse};
+use super::network::{
+    self, ForwardError, ForwardReply, ForwardRequest, Network, PeerContacts, RpcRequest,
+    RpcResponse,
+};
 use super::state_machine::{SnapshotTrigger, StateMachine};
 use super::store::LogStore;
 use super::types::{ApplyOutcome, NodeId, PlannedBatch, TypeConfig};
@@ -238,11 +241,22 @@ impl Shared {
                 }
                 return Ok((reply, image.offset));
             }
+            let batch_bytes = serde_json::to_vec(&batch).map_or(usize::MAX, |v| v.len());
+            if batch_bytes > network::BATCH_BYTES_MAX {
+                return Err(LocalError::Failed(format!(
+                    "a batch of {batch_bytes} bytes is over the limit of {}",
+                    network::BATCH_BYTES_MAX
+                )));
+            }
             match self.raft.client_write(batch).await {
                 Ok(response) => match response.data {
                     ApplyOutcome::Applied { last_offset, .. } => return Ok((reply, last_offset)),
                     ApplyOutcome::Stale { image_offset } => {
-                        tracing::debug!(planned_at = image.offset, image_offset, "stale plan; planning again");
+                        tracing::debug!(
+                            planned_at = image.offset,
+                            image_offset,
+                            "stale plan; planning again"
+                        );
                     }
                     ApplyOutcome::Refused(why) => return Err(LocalError::Failed(why)),
                     ApplyOutcome::Nothing => {
@@ -261,7 +275,10 @@ impl Shared {
     }
 
     /// Serves a follower's forwarded request.
-    pub(crate) async fn serve_forward(&self, request: ForwardRequest) -> Result<ForwardReply, ForwardError> {
+    pub(crate) async fn serve_forward(
+        &self,
+        request: ForwardRequest,
+    ) -> Result<ForwardReply, ForwardError> {
         match self.commit_local(&Work::from(request)).await {
             Ok((reply, offset)) => Ok(ForwardReply { reply, offset }),
             Err(LocalError::NotLeader(leader)) => Err(ForwardError::NotLeader(leader)),
@@ -341,7 +358,11 @@ impl RaftQuorum {
             election_timeout_max: options.election_timeout_max_ms,
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 0,
-            snapshot_max_chunk_size: options.snapshot_chunk_bytes,
+            // A chunk travels as a JSON array of numbers, up to 4 bytes per byte.
+            snapshot_max_chunk_size: options
+                .snapshot_chunk_bytes
+                .clamp(1, (network::RPC_FRAME_BYTES_MAX / 5) as u64),
+            max_payload_entries: 64,
             ..Config::default()
         }
         .validate()
@@ -491,7 +512,10 @@ impl RaftQuorum {
     }
 
     /// Plans `request` on the leader (this voter or another) and waits until it commits.
-    pub async fn submit_async(&self, request: ControllerRequest) -> Result<Committed, RaftQuorumError> {
+    pub async fn submit_async(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<Committed, RaftQuorumError> {
         self.commit(Work::Submit(request)).await
     }
 
@@ -511,20 +535,26 @@ impl RaftQuorum {
         loop {
             let leader = metrics.borrow_and_update().current_leader;
             match leader {
-                Some(leader) if leader == shared.node_id => match shared.commit_local(&work).await {
-                    Ok((reply, _)) => {
-                        return Ok(Committed {
-                            image: shared.image(),
-                            reply,
-                        })
+                Some(leader) if leader == shared.node_id => {
+                    match shared.commit_local(&work).await {
+                        Ok((reply, _)) => {
+                            return Ok(Committed {
+                                image: shared.image(),
+                                reply,
+                            })
+                        }
+                        Err(LocalError::NotLeader(_)) => last_problem = "leadership moved".into(),
+                        Err(LocalError::Refused(e)) => return Err(RaftQuorumError::Refused(e)),
+                        Err(LocalError::Failed(why)) => {
+                            return Err(RaftQuorumError::Unavailable(why))
+                        }
                     }
-                    Err(LocalError::NotLeader(_)) => last_problem = "leadership moved".into(),
-                    Err(LocalError::Refused(e)) => return Err(RaftQuorumError::Refused(e)),
-                    Err(LocalError::Failed(why)) => return Err(RaftQuorumError::Unavailable(why)),
-                },
+                }
                 Some(leader) => match self.forward(leader, &work, deadline).await {
                     Ok(Some(committed)) => return Ok(committed),
-                    Ok(None) => last_problem = format!("leader {leader} could not be reached or moved"),
+                    Ok(None) => {
+                        last_problem = format!("leader {leader} could not be reached or moved")
+                    }
                     Err(e) => return Err(e),
                 },
                 None => {}
@@ -567,7 +597,8 @@ impl RaftQuorum {
             RpcResponse::Forward(Ok(ForwardReply { reply, offset })) => {
                 let mut images = self.shared.image.clone();
                 let ttl = deadline.saturating_duration_since(Instant::now());
-                let waited = tokio::time::timeout(ttl, images.wait_for(|i| i.offset >= offset)).await;
+                let waited =
+                    tokio::time::timeout(ttl, images.wait_for(|i| i.offset >= offset)).await;
                 if !matches!(waited, Ok(Ok(_))) {
                     tracing::warn!(offset, "committed on the leader but not yet applied here");
                 }

@@ -131,7 +131,11 @@ impl StateMachine {
     pub fn open(
         node_dir: &Path,
         snapshot_bytes: u64,
-    ) -> io::Result<(StateMachine, watch::Receiver<Arc<MetadataImage>>, SnapshotTrigger)> {
+    ) -> io::Result<(
+        StateMachine,
+        watch::Receiver<Arc<MetadataImage>>,
+        SnapshotTrigger,
+    )> {
         let dir = node_dir.join("raft");
         std::fs::create_dir_all(&dir)?;
         let snapshot_path = dir.join(SNAPSHOT_FILE);
@@ -139,11 +143,7 @@ impl StateMachine {
             Some(stored) => {
                 let image = image_from(&stored.body)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                (
-                    image,
-                    stored.meta.last_log_id,
-                    stored.meta.last_membership,
-                )
+                (image, stored.meta.last_log_id, stored.meta.last_membership)
             }
             None => (MetadataImage::empty(), None, StoredMembership::default()),
         };
@@ -237,10 +237,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             bytes_since_snapshot: self.trigger.bytes_since_snapshot.clone(),
-            bytes_covered: self
-                .trigger
-                .bytes_since_snapshot
-                .load(Ordering::Relaxed),
+            bytes_covered: self.trigger.bytes_since_snapshot.load(Ordering::Relaxed),
         }
     }
 
@@ -265,7 +262,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.image = Arc::new(image);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.trigger.bytes_since_snapshot.store(0, Ordering::Relaxed);
+        self.trigger
+            .bytes_since_snapshot
+            .store(0, Ordering::Relaxed);
         self.published.send_replace(self.image.clone());
         Ok(())
     }

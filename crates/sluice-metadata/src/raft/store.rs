@@ -1,12 +1,16 @@
 //! The durable Raft log and vote of one voter ([`LogStore`], openraft's `RaftLogStorage`).
 //!
 //! Layout, in `<node dir>/raft/`:
-//! - `raft.log`: CRC frames (see [`super::durable`]), each a JSON [`LogOp`]: an entry appended,
+//! - `raft.log`: CRC frames (the `durable` module), each a JSON `LogOp`: an entry appended,
 //!   a truncation of the conflicting tail, or the purge point. Appends are fsynced before
 //!   openraft is told they are flushed (and so before the voter acknowledges them to a leader).
 //!   A purge (after a snapshot) rewrites the file with the entries it keeps, so the file does not
 //!   grow without bound.
 //! - `vote`: the last vote, one frame, replaced atomically and fsynced before it counts.
+//! - `committed`: the last committed log id, one frame, replaced by rename but not fsynced: it
+//!   is a hint that lets a restarted voter apply its committed entries at once, before it hears
+//!   from a leader. A lost or stale hint only means less is applied at start; a damaged one is
+//!   ignored.
 //!
 //! Entries are also held in memory (the metadata log is small and purged behind snapshots), so
 //! reads never touch the file.
@@ -28,6 +32,7 @@ use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const LOG_FILE: &str = "raft.log";
 const VOTE_FILE: &str = "vote";
+const COMMITTED_FILE: &str = "committed";
 
 /// One change to the Raft log, as written to `raft.log`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,6 +58,8 @@ struct LogInner {
     log_path: PathBuf,
     /// `vote`.
     vote_path: PathBuf,
+    /// `committed`.
+    committed_path: PathBuf,
     /// `raft.log`, opened for appending.
     file: File,
     /// Every entry not purged, by index.
@@ -123,13 +130,16 @@ impl LogStore {
         }
         durable::sync_parent(&log_path)?;
         let vote = match durable::read_file(&vote_path)? {
-            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| invalid(&vote_path, e))?),
+            Some(bytes) => {
+                Some(serde_json::from_slice(&bytes).map_err(|e| invalid(&vote_path, e))?)
+            }
             None => None,
         };
         Ok(LogStore {
             inner: Arc::new(Mutex::new(LogInner {
                 log_path,
                 vote_path,
+                committed_path: dir.join(COMMITTED_FILE),
                 file,
                 entries,
                 last_purged,
@@ -225,6 +235,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(self.lock().vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let inner = self.lock();
+        let written = serde_json::to_vec(&committed)
+            .map_err(io::Error::other)
+            .and_then(|payload| {
+                let frame = durable::encode(&payload)?;
+                let mut tmp_name = inner.committed_path.as_os_str().to_owned();
+                tmp_name.push(".tmp");
+                let tmp = PathBuf::from(tmp_name);
+                fs::write(&tmp, frame)?;
+                fs::rename(&tmp, &inner.committed_path)
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not save the committed hint");
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let inner = self.lock();
+        let hint = durable::read_file(&inner.committed_path)
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<Option<LogId>>(&bytes).ok())
+            .flatten();
+        // Only a hint the log still backs is worth anything.
+        Ok(hint.filter(|c| {
+            inner.entries.get(&c.index).is_some_and(|e| e.log_id == *c)
+                || inner.last_purged.is_some_and(|p| p.index >= c.index)
+        }))
     }
 
     async fn append<I>(
