@@ -318,3 +318,63 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(store: &LogStore) -> Vec<u64> {
+        store.lock().entries.keys().copied().collect()
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_entries_vote_truncation_and_purge_and_cuts_a_torn_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(tmp.path()).unwrap();
+        let ops: Vec<LogOp> = (1..=5).map(|i| LogOp::Entry(entry(1, i))).collect();
+        store.lock().write_ops(&ops).unwrap();
+        for op in ops {
+            if let LogOp::Entry(e) = op {
+                store.lock().entries.insert(e.log_id.index, e);
+            }
+        }
+        store.truncate(entry(1, 5).log_id).await.unwrap();
+        store.purge(entry(1, 2).log_id).await.unwrap();
+        let vote = Vote::new(3, 2);
+        store.save_vote(&vote).await.unwrap();
+        store
+            .save_committed(Some(entry(1, 4).log_id))
+            .await
+            .unwrap();
+        drop(store);
+
+        // A crash mid-append: half a frame at the tail.
+        let log = tmp.path().join("raft").join(LOG_FILE);
+        let whole = fs::metadata(&log).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        let torn = durable::encode(b"{\"Entry\": null}").unwrap();
+        f.write_all(&torn[..torn.len() - 3]).unwrap();
+        drop(f);
+
+        let mut store = LogStore::open(tmp.path()).unwrap();
+        assert_eq!(indexes(&store), vec![3, 4]);
+        assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(
+            store.read_committed().await.unwrap(),
+            Some(entry(1, 4).log_id)
+        );
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(entry(1, 2).log_id));
+        assert_eq!(state.last_log_id, Some(entry(1, 4).log_id));
+        assert_eq!(fs::metadata(&log).unwrap().len(), whole);
+    }
+}
