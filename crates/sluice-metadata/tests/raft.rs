@@ -211,7 +211,7 @@ async fn three_voters_elect_and_commit_through_a_follower() {
 
     // The leader reports every voter's replication.
     let status = wait_for("the leader to see both followers caught up", || {
-        let s = cluster.node(leader).status();
+        let s = cluster.node(leader).raft_status();
         let end = s.last_log_index? + 1;
         let caught_up =
             s.voters.len() == 3 && s.voters.iter().all(|v| v.log_end_index == Some(end));
@@ -222,6 +222,17 @@ async fn three_voters_elect_and_commit_through_a_follower() {
         .voters
         .iter()
         .all(|v| v.last_contact_ms_ago.is_some_and(|ms| ms < 5_000)));
+    // The same in Kafka's terms (DescribeQuorum): record offsets and wall-clock times.
+    let kafka = MetadataQuorum::status(&*cluster.node(leader));
+    assert_eq!(kafka.leader_id, leader);
+    assert!(kafka.leader_epoch >= 1);
+    assert_eq!(kafka.high_watermark, follower.image().offset + 1);
+    assert_eq!(kafka.voters.len(), 3);
+    for v in &kafka.voters {
+        assert_eq!(v.log_end_offset, kafka.high_watermark, "{kafka:?}");
+        assert!(v.last_fetch_ms > 0 && v.last_caught_up_ms > 0, "{kafka:?}");
+    }
+    println!("DescribeQuorum view on the leader: {kafka:?}");
     cluster.shutdown().await;
 }
 

@@ -15,4 +15,4 @@ pub mod state_machine;
 pub mod store;
 pub mod types;
 
-pub use quorum::{QuorumStatus, RaftQuorum, RaftQuorumError, RaftQuorumOptions, VoterStatus};
+pub use quorum::{RaftQuorum, RaftQuorumError, RaftQuorumOptions, RaftStatus, RaftVoterStatus};

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
@@ -35,13 +35,13 @@ use super::network::{
     self, ForwardError, ForwardReply, ForwardRequest, Network, PeerContacts, RpcRequest,
     RpcResponse,
 };
-use super::state_machine::{SnapshotTrigger, StateMachine};
+use super::state_machine::{OffsetIndex, Opened, SnapshotTrigger, StateMachine};
 use super::store::LogStore;
 use super::types::{ApplyOutcome, NodeId, PlannedBatch, TypeConfig};
 use crate::controller::{self, ControllerError, ControllerReply, ControllerRequest};
 use crate::image::MetadataImage;
 use crate::log::{MetadataLogError, SNAPSHOT_BYTES_DEFAULT};
-use crate::quorum::{Committed, MetadataQuorum, QuorumError};
+use crate::quorum::{Committed, MetadataQuorum, QuorumError, QuorumStatus, VoterState};
 use crate::records::MetadataRecord;
 
 /// Times a request is planned again after its plan went stale, before giving up.
@@ -105,7 +105,7 @@ pub enum RaftQuorumError {
 
 /// Replication state of one voter, as the leader sees it (for DescribeQuorum).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoterStatus {
+pub struct RaftVoterStatus {
     /// The voter's `node.id`.
     pub node_id: i32,
     /// End of the Raft log the leader knows the voter holds: index of its last matched entry
@@ -117,7 +117,7 @@ pub struct VoterStatus {
 
 /// The quorum as this voter sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuorumStatus {
+pub struct RaftStatus {
     /// This voter's `node.id`.
     pub node_id: i32,
     /// The leader this voter knows of.
@@ -131,7 +131,7 @@ pub struct QuorumStatus {
     /// Offset of the last metadata record in this voter's image (-1 for none).
     pub image_offset: i64,
     /// Every voter's replication state; filled on the leader only.
-    pub voters: Vec<VoterStatus>,
+    pub voters: Vec<RaftVoterStatus>,
 }
 
 /// What the leader is asked to commit.
@@ -173,6 +173,8 @@ pub(crate) struct Shared {
     raft: Raft<TypeConfig>,
     /// The latest applied image, published by the state machine.
     image: watch::Receiver<Arc<MetadataImage>>,
+    /// Raft index → record offset, for DescribeQuorum.
+    offsets: OffsetIndex,
     /// Voters' RPC addresses.
     voters: BTreeMap<NodeId, String>,
     /// Held by the leader for the whole of plan and commit.
@@ -370,7 +372,12 @@ impl RaftQuorum {
 
         std::fs::create_dir_all(dir)?;
         let store = LogStore::open(dir)?;
-        let (state_machine, image, trigger) = StateMachine::open(dir, options.snapshot_bytes)?;
+        let Opened {
+            state_machine,
+            images,
+            trigger,
+            offsets,
+        } = StateMachine::open(dir, options.snapshot_bytes)?;
         let contacts = PeerContacts::default();
         let raft = Raft::new(
             id,
@@ -385,7 +392,8 @@ impl RaftQuorum {
         let shared = Arc::new(Shared {
             node_id: id,
             raft: raft.clone(),
-            image,
+            image: images,
+            offsets,
             voters: members.clone(),
             write_lock: tokio::sync::Mutex::new(()),
             contacts,
@@ -460,8 +468,9 @@ impl RaftQuorum {
         self.shared.raft.metrics().borrow().current_term
     }
 
-    /// The quorum as this voter sees it, with every voter's replication state on the leader.
-    pub fn status(&self) -> QuorumStatus {
+    /// The quorum in Raft terms (log indexes) as this voter sees it, with every voter's
+    /// replication state on the leader. [`MetadataQuorum::status`] gives it in Kafka's terms.
+    pub fn raft_status(&self) -> RaftStatus {
         let metrics = self.shared.raft.metrics().borrow().clone();
         let now = Instant::now();
         let voters = match &metrics.replication {
@@ -481,7 +490,7 @@ impl RaftQuorum {
                             .map(|t| now.saturating_duration_since(t).as_millis() as u64);
                         (matched.map(|l| l.index + 1), contact)
                     };
-                    VoterStatus {
+                    RaftVoterStatus {
                         node_id: to_kafka_id(*id),
                         log_end_index,
                         last_contact_ms_ago: contact,
@@ -490,7 +499,7 @@ impl RaftQuorum {
                 .collect(),
             None => Vec::new(),
         };
-        QuorumStatus {
+        RaftStatus {
             node_id: self.node_id(),
             leader_id: metrics.current_leader.map(to_kafka_id),
             term: metrics.current_term,
@@ -673,6 +682,64 @@ async fn take_snapshots(raft: Raft<TypeConfig>, trigger: SnapshotTrigger) {
 }
 
 impl MetadataQuorum for RaftQuorum {
+    /// Kafka's DescribeQuorum view. Complete on the leader; elsewhere only this voter's own log
+    /// end is known (others read -1), as Kafka answers DescribeQuorum on the leader only.
+    /// Offsets are metadata record offsets: a voter's log end is the record offset after the
+    /// Raft entries the leader knows it holds (-1 when older than the leader remembers,
+    /// [`super::state_machine::OFFSET_INDEX_ENTRIES_MAX`] entries), its last fetch the last
+    /// time it answered the leader's RPC, and its last caught-up time that same time when it
+    /// holds every entry the leader applied (-1 otherwise, an approximation of Kafka's).
+    fn status(&self) -> QuorumStatus {
+        let shared = &self.shared;
+        let metrics = shared.raft.metrics().borrow().clone();
+        let end = shared.image().offset + 1;
+        let now = Instant::now();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let at_ms = |t: Instant| now_ms - now.saturating_duration_since(t).as_millis() as i64;
+        let applied = metrics.last_applied.map(|l| l.index);
+        let voters = shared
+            .voters
+            .keys()
+            .map(|id| {
+                if *id == shared.node_id {
+                    return VoterState {
+                        id: to_kafka_id(*id),
+                        log_end_offset: end,
+                        last_fetch_ms: now_ms,
+                        last_caught_up_ms: now_ms,
+                    };
+                }
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten());
+                let log_end_offset = matched
+                    .and_then(|m| shared.offsets.end_offset_at(m.index))
+                    .unwrap_or(-1);
+                let last_fetch_ms = match (&metrics.replication, shared.contacts.last_contact(*id))
+                {
+                    (Some(_), Some(t)) => at_ms(t),
+                    _ => -1,
+                };
+                let caught_up = matched.is_some_and(|m| Some(m.index) >= applied);
+                VoterState {
+                    id: to_kafka_id(*id),
+                    log_end_offset,
+                    last_fetch_ms,
+                    last_caught_up_ms: if caught_up { last_fetch_ms } else { -1 },
+                }
+            })
+            .collect();
+        QuorumStatus {
+            leader_id: metrics.current_leader.map_or(-1, to_kafka_id),
+            leader_epoch: i32::try_from(metrics.current_term).unwrap_or(i32::MAX),
+            high_watermark: end,
+            voters,
+        }
+    }
+
     fn submit(&self, request: ControllerRequest) -> Result<Committed, QuorumError> {
         self.block_on(self.submit_async(request))
             .and_then(|r| r)

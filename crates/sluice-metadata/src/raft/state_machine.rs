@@ -12,10 +12,11 @@
 //! `metadata.log.max.record.bytes.between.snapshots`; the quorum then calls openraft's
 //! `trigger_snapshot`, and openraft purges the log behind it.
 
+use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
@@ -69,6 +70,71 @@ impl SnapshotTrigger {
     }
 }
 
+/// Entries of the Raft log remembered in [`OffsetIndex`] (older ones are forgotten).
+pub const OFFSET_INDEX_ENTRIES_MAX: usize = 4096;
+
+/// Maps recent Raft log indexes to metadata record offsets: for DescribeQuorum, which reports
+/// each voter's log end in record offsets while openraft tracks Raft log indexes.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetIndex {
+    inner: Arc<Mutex<OffsetIndexInner>>,
+}
+
+#[derive(Debug, Default)]
+struct OffsetIndexInner {
+    /// Raft index of an applied entry that added records → the record offset after it.
+    ends: BTreeMap<u64, i64>,
+    /// The map is complete from this Raft index on (0: from the start of the log).
+    known_from: u64,
+}
+
+impl OffsetIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetIndexInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, index: u64, end_offset: i64) {
+        let mut inner = self.lock();
+        inner.ends.insert(index, end_offset);
+        while inner.ends.len() > OFFSET_INDEX_ENTRIES_MAX {
+            inner.ends.pop_first();
+            inner.known_from = inner.ends.first_key_value().map_or(index, |(i, _)| *i);
+        }
+    }
+
+    fn reset(&self, index: u64, end_offset: i64) {
+        let mut inner = self.lock();
+        inner.ends.clear();
+        inner.ends.insert(index, end_offset);
+        inner.known_from = index;
+    }
+
+    /// The record offset after the Raft log up to `index` (the next record offset a voter
+    /// holding that log would write); `None` when `index` is older than what is remembered.
+    pub fn end_offset_at(&self, index: u64) -> Option<i64> {
+        let inner = self.lock();
+        if index < inner.known_from {
+            return None;
+        }
+        let end = inner.ends.range(..=index).next_back().map(|(_, end)| *end);
+        // Nothing at or before `index` in a map complete from the start: no records yet.
+        Some(end.unwrap_or(0))
+    }
+}
+
+/// What [`StateMachine::open`] hands back besides the state machine.
+#[derive(Debug)]
+pub struct Opened {
+    /// The state machine, for openraft.
+    pub state_machine: StateMachine,
+    /// Every image the state machine applies.
+    pub images: watch::Receiver<Arc<MetadataImage>>,
+    /// Signals when a snapshot is due.
+    pub trigger: SnapshotTrigger,
+    /// Raft index → record offset.
+    pub offsets: OffsetIndex,
+}
+
 /// The metadata image as openraft's state machine.
 #[derive(Debug)]
 pub struct StateMachine {
@@ -86,6 +152,8 @@ pub struct StateMachine {
     snapshot_bytes: u64,
     /// Shared with the quorum's snapshot task.
     trigger: SnapshotTrigger,
+    /// Raft index → record offset, shared with the quorum.
+    offsets: OffsetIndex,
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -127,15 +195,8 @@ fn write_snapshot(path: &Path, stored: &StoredSnapshot) -> io::Result<()> {
 
 impl StateMachine {
     /// Opens the state machine of the voter in `node_dir`: the image of its newest snapshot, or
-    /// an empty one. Returns it with the receiver of published images and the snapshot trigger.
-    pub fn open(
-        node_dir: &Path,
-        snapshot_bytes: u64,
-    ) -> io::Result<(
-        StateMachine,
-        watch::Receiver<Arc<MetadataImage>>,
-        SnapshotTrigger,
-    )> {
+    /// an empty one.
+    pub fn open(node_dir: &Path, snapshot_bytes: u64) -> io::Result<Opened> {
         let dir = node_dir.join("raft");
         std::fs::create_dir_all(&dir)?;
         let snapshot_path = dir.join(SNAPSHOT_FILE);
@@ -150,6 +211,10 @@ impl StateMachine {
         let image = Arc::new(image);
         let (published, receiver) = watch::channel(image.clone());
         let trigger = SnapshotTrigger::default();
+        let offsets = OffsetIndex::default();
+        if let Some(applied) = &last_applied {
+            offsets.reset(applied.index, image.offset + 1);
+        }
         let sm = StateMachine {
             snapshot_path,
             image,
@@ -158,8 +223,14 @@ impl StateMachine {
             published,
             snapshot_bytes: snapshot_bytes.max(1),
             trigger: trigger.clone(),
+            offsets: offsets.clone(),
         };
-        Ok((sm, receiver, trigger))
+        Ok(Opened {
+            state_machine: sm,
+            images: receiver,
+            trigger,
+            offsets,
+        })
     }
 
     fn apply_batch(&mut self, batch: &PlannedBatch) -> ApplyOutcome {
@@ -218,7 +289,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(entry.log_id);
             let outcome = match &entry.payload {
                 EntryPayload::Blank => ApplyOutcome::Nothing,
-                EntryPayload::Normal(batch) => self.apply_batch(batch),
+                EntryPayload::Normal(batch) => {
+                    let outcome = self.apply_batch(batch);
+                    if let ApplyOutcome::Applied { last_offset, .. } = outcome {
+                        self.offsets.record(entry.log_id.index, last_offset + 1);
+                    }
+                    outcome
+                }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     ApplyOutcome::Nothing
@@ -265,6 +342,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.trigger
             .bytes_since_snapshot
             .store(0, Ordering::Relaxed);
+        if let Some(applied) = &meta.last_log_id {
+            self.offsets.reset(applied.index, self.image.offset + 1);
+        }
         self.published.send_replace(self.image.clone());
         Ok(())
     }
