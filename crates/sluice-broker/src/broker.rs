@@ -40,8 +40,8 @@ pub struct Topic {
     pub id: Uuid,
     /// Resolved configuration.
     pub config: TopicConfig,
-    /// Partitions by index.
-    pub partitions: Vec<Arc<Partition>>,
+    /// Partitions by index; `None` where this broker is not a replica.
+    pub partitions: Vec<Option<Arc<Partition>>>,
 }
 
 impl Topic {
@@ -50,6 +50,33 @@ impl Topic {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// The partition with this index if this broker leads it: UNKNOWN_TOPIC_OR_PARTITION past
+    /// the topic's partitions, NOT_LEADER_OR_FOLLOWER where another broker leads (clients
+    /// refresh their metadata and go there).
+    pub fn leader_partition(&self, index: i32) -> Result<&Arc<Partition>, ApiError> {
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .ok_or_else(ApiError::unknown_topic)?;
+        let not_leader = || {
+            ApiError::new(
+                ResponseError::NotLeaderOrFollower,
+                format!("this broker is not the leader of {}-{index}", self.name),
+            )
+        };
+        let partition = slot.as_ref().ok_or_else(not_leader)?;
+        if !partition.is_leader() {
+            return Err(not_leader());
+        }
+        Ok(partition)
+    }
+
+    /// The partitions this broker hosts.
+    pub fn hosted(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.partitions.iter().flatten()
     }
 
     /// Whether the topic is one of Kafka's internal topics.
@@ -269,7 +296,7 @@ impl Broker {
     /// Brings the hosted partitions in line with `image`: opens the partitions of new topics
     /// and new partitions, applies changed configs and leader epochs, deletes the logs of
     /// removed topics. Images older than the last published one are skipped.
-    fn publish(&self, image: Arc<MetadataImage>) -> Result<(), ApiError> {
+    pub(crate) fn publish(&self, image: Arc<MetadataImage>) -> Result<(), ApiError> {
         let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
         if image.offset <= published.offset {
             return Ok(());
@@ -296,43 +323,50 @@ impl Broker {
         let old = self.topic(&t.name).filter(|old| old.id == t.id);
         let mut partitions = old.as_ref().map_or(Vec::new(), |o| o.partitions.clone());
         let changed_config = old.as_ref().is_some_and(|o| o.config != config);
-        for p in &partitions {
-            if let Some(image) = t.partition(p.index) {
-                p.set_leader_epoch(image.leader_epoch);
+        let mut changed = old.is_none() || changed_config;
+        let node = self.config.node_id;
+        partitions.resize(t.partitions.len(), None);
+        for (index, (slot, p)) in partitions.iter_mut().zip(&t.partitions).enumerate() {
+            if !p.replicas.contains(&node) {
+                // No longer a replica here (reassignment comes with "Cluster 3/3"): stop serving.
+                changed |= slot.take().is_some();
+                continue;
             }
-            if changed_config {
-                p.apply_config(&config);
+            if slot.is_none() {
+                let tp = TopicPartition::new(&t.name, index as i32);
+                let log = self.logs.get_or_create(&tp, Some(log_config(&config)))?;
+                *slot = Some(Arc::new(Partition::new(
+                    log,
+                    &t.name,
+                    t.id,
+                    index as i32,
+                    &config,
+                )?));
+                changed = true;
+            }
+            if let Some(partition) = slot {
+                partition.apply_image(node, p);
+                if changed_config {
+                    partition.apply_config(&config);
+                }
             }
         }
-        for index in partitions.len() as i32..t.partitions.len() as i32 {
-            let tp = TopicPartition::new(&t.name, index);
-            let log = self.logs.get_or_create(&tp, Some(log_config(&config)))?;
-            let partition = Partition::new(log, &t.name, t.id, index, &config)?;
-            if let Some(image) = t.partition(index) {
-                partition.set_leader_epoch(image.leader_epoch);
-            }
-            partitions.push(Arc::new(partition));
+        if changed {
+            self.write_topics().insert(Arc::new(Topic {
+                name: t.name.clone(),
+                id: t.id,
+                config,
+                partitions,
+            }));
         }
-        if old.is_some()
-            && !changed_config
-            && partitions.len() == old.as_ref().map_or(0, |o| o.partitions.len())
-        {
-            return Ok(());
-        }
-        self.write_topics().insert(Arc::new(Topic {
-            name: t.name.clone(),
-            id: t.id,
-            config,
-            partitions,
-        }));
         Ok(())
     }
 
     fn remove_topic(&self, topic: &Topic) -> Result<(), ApiError> {
         self.write_topics().remove(&topic.name);
-        for index in 0..topic.partitions.len() as i32 {
+        for p in topic.hosted() {
             self.logs
-                .delete_log(&TopicPartition::new(&topic.name, index))?;
+                .delete_log(&TopicPartition::new(&topic.name, p.index))?;
         }
         self.data_arrived.notify_waiters();
         Ok(())

@@ -236,7 +236,7 @@ impl Broker {
                 .parse::<f64>()
                 .unwrap_or(0.5);
             let delete_retention_ms = topic.config.long("delete.retention.ms", 86_400_000);
-            for partition in &topic.partitions {
+            for partition in topic.hosted() {
                 let key = (topic.name.clone(), partition.index);
                 let first_dirty = {
                     let map = self

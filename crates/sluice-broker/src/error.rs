@@ -81,6 +81,8 @@ impl From<sluice_metadata::quorum::QuorumError> for ApiError {
             E::Refused(e) => e.into(),
             // The metadata log could not be written: nothing changed, and the client may retry.
             E::Storage(e) => ApiError::new(ResponseError::KafkaStorageError, e.to_string()),
+            // Retriable: clients try again once a controller leads.
+            E::Unavailable(why) => ApiError::new(ResponseError::RequestTimedOut, why),
         }
     }
 }

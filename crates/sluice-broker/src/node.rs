@@ -92,21 +92,7 @@ pub fn format(
 /// one-node cluster (the zero-configuration default): with the configured `cluster.id` if one
 /// is set, the id earlier releases used if the directory holds their data, else a new id.
 pub fn open(config: &BrokerConfig) -> Result<NodeStorage, StorageError> {
-    let node = &config.node;
-    let others: Vec<i32> = node
-        .voters
-        .keys()
-        .copied()
-        .filter(|id| *id != config.node_id)
-        .collect();
-    if !others.is_empty() || !node.controller || !node.broker {
-        // The Raft quorum of several controllers, and brokers apart from controllers, are
-        // being built (issue "Cluster 1/3"); refuse clearly rather than run a split cluster.
-        return Err(StorageError::Invalid(format!(
-            "this build serves a quorum of one combined node (process.roles=broker,controller, \
-             this node the only voter); voters {others:?} and separate roles are not served yet"
-        )));
-    }
+    check_roles(config)?;
     let dir = &config.log_dir;
     std::fs::create_dir_all(dir)?;
     let meta = match MetaProperties::read(dir)? {
@@ -133,6 +119,78 @@ pub fn open(config: &BrokerConfig) -> Result<NodeStorage, StorageError> {
     Ok(NodeStorage {
         cluster_id: meta.cluster_id,
         quorum,
+    })
+}
+
+/// Whether the node is one voter of several: its quorum is a Raft group over the controller
+/// listeners of `controller.quorum.voters`.
+pub fn is_multi_voter(config: &BrokerConfig) -> bool {
+    config.node.voters.keys().any(|id| *id != config.node_id)
+}
+
+/// Nodes run both roles for now: brokers apart from controllers (observers of the quorum) are
+/// not served yet, and are refused clearly rather than run half a cluster.
+fn check_roles(config: &BrokerConfig) -> Result<(), StorageError> {
+    let node = &config.node;
+    if !node.controller || !node.broker {
+        return Err(StorageError::Invalid(
+            "process.roles must be broker,controller: nodes with one role are not served yet"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the storage of one voter of a multi-voter quorum: the directory must have been
+/// formatted (`sluice storage format`, as every node of a Kafka cluster is), the Raft quorum
+/// starts on the controller listener `socket`, and the first node to find the cluster without
+/// feature levels finalizes them.
+pub async fn open_cluster(
+    config: &BrokerConfig,
+    socket: tokio::net::TcpListener,
+) -> Result<NodeStorage, StorageError> {
+    check_roles(config)?;
+    let dir = &config.log_dir;
+    let meta = MetaProperties::read(dir)?.ok_or_else(|| {
+        StorageError::Invalid(format!(
+            "No meta.properties found in {}: format every node of a cluster first with \
+             `sluice storage format --cluster-id ID --config FILE` (one cluster id for all)",
+            dir.display()
+        ))
+    })?;
+    check(config, &meta, dir)?;
+    let voters = config
+        .node
+        .voters
+        .values()
+        .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+        .collect();
+    let quorum = sluice_metadata::raft::RaftQuorum::start(
+        config.node_id,
+        &dir.join(sluice_metadata::log::METADATA_DIR),
+        voters,
+        socket,
+        config.metadata_snapshot_bytes,
+    )
+    .await
+    .map_err(|e| StorageError::Invalid(e.to_string()))?;
+    // The lowest voter finalizes the feature levels of a new cluster (once: the others would
+    // only write the same levels again).
+    let first_voter = config.node.voters.keys().next() == Some(&config.node_id);
+    if first_voter
+        && !quorum
+            .image()
+            .features
+            .contains_key(sluice_metadata::features::METADATA_VERSION)
+    {
+        quorum
+            .bootstrap_async(sluice_metadata::features::bootstrap_records())
+            .await
+            .map_err(|e| StorageError::Invalid(e.to_string()))?;
+    }
+    Ok(NodeStorage {
+        cluster_id: meta.cluster_id,
+        quorum: Arc::new(quorum),
     })
 }
 

@@ -2,7 +2,7 @@
 //! broker calls the storage engine, so handlers speak in Kafka terms only.
 
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -46,6 +46,10 @@ pub struct Partition {
     high_watermark_advanced: Notify,
     /// The leader epoch from the metadata image, stamped on every batch this leader writes.
     leader_epoch: AtomicI32,
+    /// Whether this broker leads the partition (from the metadata image).
+    leader: AtomicBool,
+    /// Size of the in-sync replica set (from the metadata image).
+    isr_len: AtomicI32,
 }
 
 /// Translates topic configs into the log's settings.
@@ -206,6 +210,8 @@ impl Partition {
             settings: RwLock::new(Settings::from_config(config)),
             high_watermark_advanced: Notify::new(),
             leader_epoch: AtomicI32::new(0),
+            leader: AtomicBool::new(true),
+            isr_len: AtomicI32::new(1),
         })
     }
 
@@ -224,9 +230,19 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    /// Takes the leader epoch of a newly published image. Epochs never move backwards.
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+    /// Takes the role, leader epoch and ISR of a newly published image for node `node`.
+    /// Epochs never move backwards.
+    pub fn apply_image(&self, node: i32, image: &sluice_metadata::PartitionImage) {
+        self.leader_epoch
+            .fetch_max(image.leader_epoch, Ordering::AcqRel);
+        self.leader.store(image.leader == node, Ordering::Release);
+        self.isr_len
+            .store(image.isr.len() as i32, Ordering::Release);
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
     }
 
     /// The log.
@@ -294,10 +310,14 @@ impl Partition {
         }
     }
 
-    /// One node: the in-sync replica set is the leader alone, so the high watermark is the log
-    /// end offset; parked `acks=all` produces are woken.
+    /// With the leader alone in sync the high watermark is the log end offset; parked
+    /// `acks=all` produces are woken. With followers in the ISR it waits for their fetches,
+    /// which replication brings ("Cluster 2/3"): until then it does not move, rather than
+    /// count writes as replicated that are not.
     fn advance_high_watermark(&self) {
-        self.log.set_high_watermark(self.log.log_end_offset());
+        if self.isr_len.load(Ordering::Acquire) <= 1 {
+            self.log.set_high_watermark(self.log.log_end_offset());
+        }
         self.high_watermark_advanced.notify_waiters();
     }
 
@@ -336,7 +356,7 @@ impl Partition {
     /// Refuses an `acks=all` write when fewer replicas are in sync than `min.insync.replicas`
     /// (NOT_ENOUGH_REPLICAS), checked before anything is written, as Kafka does.
     pub fn check_min_insync(&self) -> Result<(), ApiError> {
-        let isr_len = 1;
+        let isr_len = i64::from(self.isr_len.load(Ordering::Acquire));
         let min_insync_replicas = self.settings().min_insync_replicas;
         if isr_len < min_insync_replicas {
             return Err(ApiError::new(

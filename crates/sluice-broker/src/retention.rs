@@ -131,7 +131,7 @@ impl Broker {
             if retention_ms < 0 && retention_bytes < 0 {
                 continue;
             }
-            for partition in &topic.partitions {
+            for partition in topic.hosted() {
                 if let Err(e) = enforce(partition, retention_ms, retention_bytes, now) {
                     tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "retention pass failed");
                 }

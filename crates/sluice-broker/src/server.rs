@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use sluice_proto::api;
 use sluice_proto::frame::{self, RequestPrefix};
@@ -114,15 +115,41 @@ pub async fn run(
 ) -> Result<(), ApiError> {
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let dir = config.log_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open_local(config))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                kafka_protocol::error::ResponseError::UnknownServerError,
-                e.to_string(),
-            )
-        })??;
+    let storage_error = |e: crate::node::StorageError| {
+        ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+    };
+    let mut listeners = listeners;
+    let storage = if crate::node::is_multi_voter(&config) {
+        // The controller listener carries the quorum's Raft traffic.
+        let at = listeners
+            .iter()
+            .position(|l| config.node.is_controller(&l.name))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ResponseError::UnknownServerError,
+                    "a voter of several needs its controller listener bound",
+                )
+            })?;
+        let socket = listeners.remove(at).socket;
+        Some(
+            crate::node::open_cluster(&config, socket)
+                .await
+                .map_err(storage_error)?,
+        )
+    } else {
+        None
+    };
+    let broker = tokio::task::spawn_blocking(move || match storage {
+        Some(s) => Broker::open(config, s.cluster_id, s.quorum),
+        None => Broker::open_local(config),
+    })
+    .await
+    .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))??;
     let broker = Arc::new(broker);
+    let follower = broker
+        .quorum()
+        .watch()
+        .map(|rx| tokio::spawn(follow_images(broker.clone(), rx)));
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
     let mut accept_loops = tokio::task::JoinSet::new();
@@ -175,6 +202,9 @@ pub async fn run(
     }
     // Ending the accept loops drops their senders; the connection tasks hold the rest.
     accept_loops.shutdown().await;
+    if let Some(f) = follower {
+        f.abort();
+    }
     checkpointer.abort();
     producer_expiry.abort();
     group_timers.abort();
@@ -196,6 +226,22 @@ pub async fn run(
         })?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Publishes every image the quorum commits to the hosted partitions (changes made through
+/// other nodes), off the async workers, until the task is aborted.
+async fn follow_images(
+    broker: Arc<Broker>,
+    mut images: tokio::sync::watch::Receiver<Arc<sluice_metadata::MetadataImage>>,
+) {
+    while images.changed().await.is_ok() {
+        let image = images.borrow_and_update().clone();
+        let b = broker.clone();
+        let published = tokio::task::spawn_blocking(move || b.publish(image)).await;
+        if let Ok(Err(e)) = published {
+            tracing::error!(error = %e, "publishing a metadata image failed");
+        }
+    }
 }
 
 /// Runs the blocking `job` every `period_ms` (first after one period) off the async workers,

@@ -21,6 +21,10 @@ pub enum QuorumError {
     /// The metadata log could not be written; nothing was committed.
     #[error(transparent)]
     Storage(#[from] MetadataLogError),
+    /// No controller leads the quorum, or the leader was lost mid-request (whether it committed
+    /// is then unknown); a retry may succeed.
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A committed request: the image right after it, and the controller's reply.
@@ -68,6 +72,12 @@ pub trait MetadataQuorum: Send + Sync + std::fmt::Debug {
 
     /// The latest committed image.
     fn image(&self) -> Arc<MetadataImage>;
+
+    /// Committed images as they come, for a node that must follow changes other nodes make;
+    /// `None` when every change is submitted through this value (a single voter).
+    fn watch(&self) -> Option<tokio::sync::watch::Receiver<Arc<MetadataImage>>> {
+        None
+    }
 
     /// Appends records as they are, with no planning (bootstrap and upgrade, before the node
     /// serves anything).

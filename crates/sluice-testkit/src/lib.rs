@@ -2,7 +2,10 @@
 //! loopback port with a temporary data directory, wait until it serves, and kill it on drop
 //! (also when the test panics).
 
+pub mod cluster;
 pub mod proxy;
+
+pub use cluster::TestCluster;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a server may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `sluice server` child process.
 #[derive(Debug)]
@@ -170,7 +173,7 @@ impl TestServer {
     }
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
+pub(crate) fn signal(child: &Child, sig: libc::c_int) {
     #[allow(unsafe_code)]
     // SAFETY: kill(2) on a pid we spawned and have not reaped; no memory is involved.
     unsafe {

@@ -253,7 +253,7 @@ impl GroupCoordinator {
         let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut loaded = 0usize;
         let mut open_txns = lock(&self.txn_offsets);
-        for partition in &topic.partitions {
+        for partition in topic.hosted() {
             // Per producer id: the offsets its open transaction committed in this partition.
             let mut pending: PendingTxnOffsets = HashMap::new();
             loaded += crate::internal::for_each_record(partition, |record| {

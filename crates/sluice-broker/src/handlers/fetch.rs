@@ -136,11 +136,9 @@ fn read_partition(
     min_one: bool,
     fills: &mut Vec<Vec<FileSlice>>,
 ) -> (PartitionData, usize) {
-    let Some(partition) = topic.partition(p.partition) else {
-        return (
-            error_partition(p.partition, ResponseError::UnknownTopicOrPartition),
-            0,
-        );
+    let partition = match topic.leader_partition(p.partition) {
+        Ok(partition) => partition,
+        Err(e) => return (error_partition(p.partition, e.code), 0),
     };
     let limit = budget.min(p.partition_max_bytes.max(0) as usize);
     let data = PartitionData::default()

@@ -77,8 +77,8 @@ pub(crate) fn handle(
                         .with_partition_index(q.partition_index);
                     let found = topic
                         .as_ref()
-                        .and_then(|t| t.partition(q.partition_index))
-                        .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))
+                        .ok_or_else(ApiError::unknown_topic)
+                        .and_then(|t| t.leader_partition(q.partition_index))
                         .and_then(|p| lookup(p, q.timestamp, committed));
                     match found {
                         Ok((ts, offset, epoch)) => base

@@ -115,8 +115,12 @@ pub(crate) async fn handle(
         let topic = broker.topic(topic_data.name.as_str());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
-            let partition = topic.as_ref().and_then(|t| t.partition(pd.index)).cloned();
+            let partition = match &topic {
+                Some(t) => t.leader_partition(pd.index).cloned(),
+                None => Err(ApiError::unknown_topic()),
+            };
             let result = append_one(broker, partition.as_deref(), &pd, txn_id, now, acks);
+            let partition = partition.ok();
             partitions.push((pd.index, partition, result));
         }
         appended.push((topic_data.name, partitions));
@@ -159,7 +163,7 @@ pub(crate) async fn handle(
 /// Checks and appends one partition of a Produce request.
 fn append_one(
     broker: &Broker,
-    partition: Option<&Partition>,
+    partition: Result<&Partition, &ApiError>,
     pd: &kafka_protocol::messages::produce_request::PartitionProduceData,
     txn_id: Option<&str>,
     now: i64,
@@ -171,7 +175,7 @@ fn append_one(
             format!("acks must be -1, 0 or 1, not {acks}"),
         ));
     }
-    let partition = partition.ok_or_else(ApiError::unknown_topic)?;
+    let partition = partition.map_err(|e| ApiError::new(e.code, e.message.clone()))?;
     match &pd.records {
         Some(records) if !records.is_empty() => {
             verify_transaction(broker, txn_id, partition, records)?;

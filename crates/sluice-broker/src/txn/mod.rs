@@ -297,7 +297,7 @@ impl TxnCoordinator {
         };
         let mut loaded: HashMap<String, Option<TxnMetadata>> = HashMap::new();
         let mut count = 0;
-        for partition in &topic.partitions {
+        for partition in topic.hosted() {
             count += crate::internal::for_each_record(partition, |record| {
                 if record.control {
                     return;

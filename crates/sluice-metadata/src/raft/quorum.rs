@@ -643,12 +643,11 @@ impl RaftQuorum {
     fn quorum_error(&self, e: RaftQuorumError) -> QuorumError {
         match e {
             RaftQuorumError::Refused(e) => QuorumError::Refused(e),
-            // QuorumError has no variant for an unavailable quorum yet: report it as a storage
-            // failure of this node's metadata directory.
-            other => QuorumError::Storage(MetadataLogError::Io {
+            RaftQuorumError::Storage(source) => QuorumError::Storage(MetadataLogError::Io {
                 path: self.dir.clone(),
-                source: io::Error::other(other.to_string()),
+                source,
             }),
+            other => QuorumError::Unavailable(other.to_string()),
         }
     }
 }
@@ -682,6 +681,10 @@ async fn take_snapshots(raft: Raft<TypeConfig>, trigger: SnapshotTrigger) {
 }
 
 impl MetadataQuorum for RaftQuorum {
+    fn watch(&self) -> Option<watch::Receiver<Arc<MetadataImage>>> {
+        Some(self.watch_image())
+    }
+
     /// Kafka's DescribeQuorum view. Complete on the leader; elsewhere only this voter's own log
     /// end is known (others read -1), as Kafka answers DescribeQuorum on the leader only.
     /// Offsets are metadata record offsets: a voter's log end is the record offset after the

@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 
+mod cluster;
 mod consume;
 mod group;
 mod murmur2;
@@ -49,6 +50,13 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// The cluster: its id, brokers and metadata quorum.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Transactions: list transactional ids, describe one (what kafka-transactions does).
     Txn {
         #[command(subcommand)]
@@ -66,6 +74,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Consume { args, common } => consume::run(args, &common).await,
         ClientCommand::Group { command, common } => group::run(command, &common).await,
         ClientCommand::Txn { command, common } => txn::run(command, &common).await,
+        ClientCommand::Cluster { command, common } => cluster::run(command, &common).await,
     }
 }
 

@@ -1,0 +1,307 @@
+//! Several `sluice server` processes as one cluster: a Raft metadata quorum of three combined
+//! nodes on loopback, brokers registered with it, topics placed across them, and a new active
+//! controller after the old one is killed.
+//!
+//! Method: `sluice_testkit::TestCluster` formats and starts real processes with their own ports
+//! and data dirs; librdkafka (the `rdkafka` crate) and `sluice cluster status` look at them from
+//! outside, through one node at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_testkit::{block_on, wait_for, TestCluster};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin")
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "cluster-test")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// A partition as one broker's Metadata answer shows it: (leader, replicas, isr).
+type PartitionView = (i32, Vec<i32>, Vec<i32>);
+
+/// Topic `topic` as the broker at `bootstrap` alone describes it, if it knows it.
+fn topic_view(bootstrap: &str, topic: &str) -> Option<Vec<PartitionView>> {
+    let c = consumer(bootstrap);
+    let md = c.fetch_metadata(Some(topic), TIMEOUT).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    if t.error().is_some() {
+        return None;
+    }
+    let mut parts: Vec<_> = t
+        .partitions()
+        .iter()
+        .map(|p| {
+            (
+                p.id(),
+                (p.leader(), p.replicas().to_vec(), p.isr().to_vec()),
+            )
+        })
+        .collect();
+    parts.sort();
+    Some(parts.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Broker ids the broker at `bootstrap` lists.
+fn broker_ids(bootstrap: &str) -> BTreeSet<i32> {
+    let c = consumer(bootstrap);
+    c.fetch_metadata(None, TIMEOUT)
+        .map(|md| md.brokers().iter().map(|b| b.id()).collect())
+        .unwrap_or_default()
+}
+
+fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32) -> Result<(), String> {
+    let a = admin(bootstrap);
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf));
+    match block_on(a.create_topics([&topic], &opts)) {
+        Ok(results) => match &results[0] {
+            Ok(_) => Ok(()),
+            Err((_, code)) => Err(format!("{code:?}")),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `sluice cluster status` against one node: (leader id, leader epoch).
+fn quorum_leader(bootstrap: &str) -> Option<(i32, i32)> {
+    let out = Command::new(SLUICE)
+        .args(["cluster", "status", "--bootstrap-server", bootstrap])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<i32> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let leader = field("LeaderId:")?;
+    (leader >= 0).then_some((leader, field("LeaderEpoch:")?))
+}
+
+/// Three nodes on three racks: every broker registers, a topic of 6 partitions with RF=3
+/// created through one node is described the same by all three (3 distinct replicas on
+/// distinct racks per partition, ISR = replicas, each broker leading 2), and each broker's data
+/// dir holds exactly the partitions it is a replica of.
+#[test]
+fn three_nodes_share_one_metadata_image_with_rack_aware_replicas() {
+    let cluster = TestCluster::start(SLUICE, 3, Some(&["rack-a", "rack-b", "rack-c"]), &[]);
+    for i in 0..3 {
+        let b = cluster.node_bootstrap(i);
+        assert!(
+            wait_for(TIMEOUT, || broker_ids(&b) == BTreeSet::from([1, 2, 3])),
+            "node {} does not list 3 brokers:\n{}",
+            i + 1,
+            cluster.log(i)
+        );
+    }
+    create(&cluster.node_bootstrap(1), "rf3", 6, 3).expect("create rf3");
+    let mut views = Vec::new();
+    for i in 0..3 {
+        let b = cluster.node_bootstrap(i);
+        let mut view = None;
+        assert!(
+            wait_for(TIMEOUT, || {
+                view = topic_view(&b, "rf3");
+                view.as_ref().is_some_and(|v| v.len() == 6)
+            }),
+            "node {} does not describe rf3",
+            i + 1
+        );
+        views.push(view.unwrap());
+    }
+    assert_eq!(views[0], views[1], "nodes 1 and 2 disagree");
+    assert_eq!(views[0], views[2], "nodes 1 and 3 disagree");
+    let racks: BTreeMap<i32, &str> = BTreeMap::from([(1, "rack-a"), (2, "rack-b"), (3, "rack-c")]);
+    let mut led = BTreeMap::new();
+    for (leader, replicas, isr) in &views[0] {
+        let on_racks: BTreeSet<&str> = replicas.iter().map(|r| racks[r]).collect();
+        assert_eq!(on_racks.len(), 3, "replicas {replicas:?} share a rack");
+        assert_eq!(isr, replicas);
+        assert_eq!(*leader, replicas[0], "the preferred replica leads");
+        *led.entry(*leader).or_insert(0) += 1;
+    }
+    assert_eq!(
+        led,
+        BTreeMap::from([(1, 2), (2, 2), (3, 2)]),
+        "leaders spread"
+    );
+
+    create(&cluster.node_bootstrap(0), "rf1", 6, 1).expect("create rf1");
+    let b = cluster.node_bootstrap(2);
+    let mut rf1 = None;
+    assert!(wait_for(TIMEOUT, || {
+        rf1 = topic_view(&b, "rf1");
+        rf1.as_ref().is_some_and(|v| v.len() == 6)
+    }));
+    for i in 0..3 {
+        let dir = cluster.data_dir(i);
+        wait_for(TIMEOUT, || {
+            (0..6).all(|p| {
+                dir.join(format!("rf1-{p}")).exists()
+                    == (rf1.as_ref().unwrap()[p].0 == i as i32 + 1)
+            })
+        });
+        for (p, (leader, _, _)) in rf1.as_ref().unwrap().iter().enumerate() {
+            assert_eq!(
+                dir.join(format!("rf1-{p}")).exists(),
+                *leader == i as i32 + 1,
+                "node {} and rf1-{p} (led by {leader})",
+                i + 1
+            );
+            assert!(
+                dir.join(format!("rf3-{p}")).exists(),
+                "node {} lacks rf3-{p}",
+                i + 1
+            );
+        }
+    }
+}
+
+/// Records produced through a bootstrap list of all three nodes reach each partition's leader
+/// and are read back whole and in order, partitions led by different brokers.
+#[test]
+fn records_go_to_each_partitions_leader_and_come_back() {
+    let cluster = TestCluster::start(SLUICE, 3, None, &[]);
+    let all = cluster.bootstrap();
+    assert!(wait_for(TIMEOUT, || broker_ids(&all).len() == 3));
+    create(&all, "spread", 6, 1).expect("create");
+    assert!(wait_for(TIMEOUT, || (0..3).all(|i| topic_view(
+        &cluster.node_bootstrap(i),
+        "spread"
+    )
+    .is_some())));
+    let leaders: BTreeSet<i32> = topic_view(&all, "spread")
+        .unwrap()
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(leaders.len(), 3, "partitions are led by every broker");
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let count = 600;
+    for i in 0..count {
+        let key = format!("k{}", i % 37);
+        let value = format!("{i}");
+        loop {
+            match producer.send(BaseRecord::to("spread").key(&key).payload(&value)) {
+                Ok(()) => break,
+                Err((_, _)) => producer.poll(Duration::from_millis(10)),
+            }
+        }
+    }
+    producer.flush(TIMEOUT).expect("flush");
+
+    let c = consumer(&all);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition_offset("spread", p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut total = 0;
+    let deadline = Instant::now() + TIMEOUT;
+    while total < count && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap()).into_owned();
+            let value: i64 = String::from_utf8_lossy(m.payload().unwrap())
+                .parse()
+                .unwrap();
+            seen.entry(key).or_default().push(value);
+            total += 1;
+        }
+    }
+    assert_eq!(total, count, "records read back");
+    for (key, values) in &seen {
+        let mut sorted = values.clone();
+        sorted.sort();
+        assert_eq!(values, &sorted, "{key}: order within the partition kept");
+    }
+}
+
+/// SIGKILL of the active controller: the two others elect a new one (a higher epoch) and
+/// topic creation goes on; the time from the kill to the next created topic is printed. The
+/// killed node, restarted, catches up with what was created while it was down.
+#[test]
+fn a_new_controller_is_elected_after_the_active_one_is_killed() {
+    let mut cluster = TestCluster::start(SLUICE, 3, None, &[]);
+    let all = cluster.bootstrap();
+    assert!(wait_for(TIMEOUT, || broker_ids(&all).len() == 3));
+    let mut before = None;
+    assert!(wait_for(TIMEOUT, || {
+        before = quorum_leader(&cluster.node_bootstrap(0));
+        before.is_some()
+    }));
+    let (leader, epoch) = before.unwrap();
+    create(&all, "before-kill", 1, 1).expect("create before the kill");
+    let victim = (leader - 1) as usize;
+    let survivor = (victim + 1) % 3;
+    let killed_at = Instant::now();
+    cluster.kill(victim);
+    let survivor_bootstrap = cluster.node_bootstrap(survivor);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match create(&survivor_bootstrap, "after-kill", 1, 1) {
+            Ok(()) => break,
+            Err(e) if e.contains("TopicAlreadyExists") => break,
+            Err(e) => {
+                assert!(
+                    killed_at.elapsed() < TIMEOUT,
+                    "no topic created {TIMEOUT:?} after the kill: {e}\n{}",
+                    cluster.log(survivor)
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    println!(
+        "controller failover: node {leader} killed, next CreateTopics committed after {} ms ({attempts} attempts)",
+        killed_at.elapsed().as_millis()
+    );
+    let mut after = None;
+    assert!(wait_for(TIMEOUT, || {
+        after = quorum_leader(&survivor_bootstrap);
+        after.is_some_and(|(l, _)| l != leader)
+    }));
+    let (new_leader, new_epoch) = after.unwrap();
+    assert_ne!(new_leader, leader);
+    assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
+
+    cluster.restart(victim);
+    let back = cluster.node_bootstrap(victim);
+    assert!(
+        wait_for(TIMEOUT, || topic_view(&back, "after-kill").is_some()),
+        "the restarted node does not know the topic created while it was down:\n{}",
+        cluster.log(victim)
+    );
+}
