@@ -372,6 +372,13 @@ impl Broker {
         Ok(())
     }
 
+    /// Whether partition `index` of `topic` exists in the cluster (wherever it is hosted).
+    pub fn partition_exists(&self, topic: &str, index: i32) -> bool {
+        self.image()
+            .topic(topic)
+            .is_some_and(|t| t.partition(index).is_some())
+    }
+
     /// The topic named `name`.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.read_topics().by_name.get(name).cloned()

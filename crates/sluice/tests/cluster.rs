@@ -246,6 +246,40 @@ fn records_go_to_each_partitions_leader_and_come_back() {
         sorted.sort();
         assert_eq!(values, &sorted, "{key}: order within the partition kept");
     }
+
+    // A consumer group: FindCoordinator names the leader of the group's partition of
+    // __consumer_offsets, wherever it is, and commits made there are read back.
+    for group in ["g-one", "g-two", "g-three", "g-four"] {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &all)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("group consumer");
+        let mut commit = TopicPartitionList::new();
+        for p in 0..6 {
+            commit
+                .add_partition_offset("spread", p, Offset::Offset(i64::from(p) + 1))
+                .unwrap();
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while let Err(e) = c.commit(&commit, rdkafka::consumer::CommitMode::Sync) {
+            assert!(Instant::now() < deadline, "{group}: commit failed: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut ask = TopicPartitionList::new();
+        for p in 0..6 {
+            ask.add_partition("spread", p);
+        }
+        let committed = c.committed_offsets(ask, TIMEOUT).expect("committed");
+        for p in 0..6 {
+            assert_eq!(
+                committed.find_partition("spread", p).unwrap().offset(),
+                Offset::Offset(i64::from(p) + 1),
+                "{group}: partition {p}"
+            );
+        }
+    }
 }
 
 /// SIGKILL of the active controller: the two others elect a new one (a higher epoch) and

@@ -224,10 +224,13 @@ impl GroupCoordinator {
     fn offsets_partition(&self, broker: &Broker, group: &str) -> Result<Arc<Partition>, ApiError> {
         let topic = self.offsets_topic(broker)?;
         let index = records::partition_for(group, topic.partitions.len() as i32);
-        topic
-            .partition(index)
-            .cloned()
-            .ok_or_else(|| ApiError::new(ResponseError::CoordinatorNotAvailable, ""))
+        // Another broker leads the group's partition: the client looks the coordinator up again.
+        topic.partition(index).cloned().ok_or_else(|| {
+            ApiError::new(
+                ResponseError::NotCoordinator,
+                "this broker does not host the group's partition",
+            )
+        })
     }
 
     /// Persists the group's metadata if an operation changed it.
@@ -660,10 +663,7 @@ impl GroupCoordinator {
         let mut accepted = Vec::with_capacity(partitions.len());
         let mut batch = Vec::with_capacity(partitions.len());
         for p in partitions {
-            let exists = broker
-                .topic(&p.topic)
-                .is_some_and(|t| t.partition(p.partition).is_some());
-            if !exists {
+            if !broker.partition_exists(&p.topic, p.partition) {
                 results.push(Some(ResponseError::UnknownTopicOrPartition));
             } else if p.metadata.len() > self.config.group.offset_metadata_max_bytes {
                 results.push(Some(ResponseError::OffsetMetadataTooLarge));

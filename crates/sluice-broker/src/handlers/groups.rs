@@ -65,50 +65,50 @@ pub(crate) fn find_coordinator(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = context.api_version;
-    let lookup = |key: &StrBytes| -> Result<(), (ResponseError, &'static str)> {
-        match request.key_type {
+    // The coordinator of a key is the leader of its partition of the internal topic (created on
+    // first use), as in Kafka; clients then send the group's or transaction's requests there.
+    let lookup = |key: &StrBytes| -> Result<(i32, String, u16), (ResponseError, &'static str)> {
+        let unavailable = |why| (ResponseError::CoordinatorNotAvailable, why);
+        let (topic, index) = match request.key_type {
             KEY_TYPE_GROUP => {
                 if key.is_empty() {
                     return Err((ResponseError::InvalidRequest, "empty group id"));
                 }
-                broker
+                let topic = broker
                     .groups
                     .offsets_topic(broker)
-                    .map(|_| ())
-                    .map_err(|_| {
-                        (
-                            ResponseError::CoordinatorNotAvailable,
-                            "offsets topic unavailable",
-                        )
-                    })
+                    .map_err(|_| unavailable("offsets topic unavailable"))?;
+                let n = topic.partitions.len() as i32;
+                (topic, crate::group::records::partition_for(key.as_str(), n))
             }
-            KEY_TYPE_TRANSACTION => broker.txns.find(broker, key.as_str()).map_err(|e| {
-                let why = if e == ResponseError::InvalidRequest {
-                    "empty transactional id"
-                } else {
-                    "transaction state topic unavailable"
-                };
-                (e, why)
-            }),
-            _ => Err((ResponseError::InvalidRequest, "unsupported key type")),
-        }
+            KEY_TYPE_TRANSACTION => {
+                let topic = broker.txns.find(broker, key.as_str()).map_err(|e| {
+                    let why = if e == ResponseError::InvalidRequest {
+                        "empty transactional id"
+                    } else {
+                        "transaction state topic unavailable"
+                    };
+                    (e, why)
+                })?;
+                let n = topic.partitions.len() as i32;
+                (topic, crate::group::records::partition_for(key.as_str(), n))
+            }
+            _ => return Err((ResponseError::InvalidRequest, "unsupported key type")),
+        };
+        let image = broker.image();
+        let leader = image
+            .topic(&topic.name)
+            .and_then(|t| t.partition(index))
+            .map(|p| p.leader)
+            .filter(|leader| *leader >= 0)
+            .ok_or_else(|| unavailable("the coordinator's partition has no leader"))?;
+        let endpoint = image
+            .brokers
+            .get(&leader)
+            .and_then(|b| super::metadata::endpoint(b, context.listener))
+            .ok_or_else(|| unavailable("the coordinator has no endpoint"))?;
+        Ok((leader, endpoint.host.clone(), endpoint.port))
     };
-    // The coordinators run on this broker (replicated coordinators come with replication):
-    // answer with its endpoint on the request's listener.
-    let node = BrokerId(broker.config.node_id);
-    let image = broker.image();
-    let (host, port) = image
-        .brokers
-        .get(&broker.config.node_id)
-        .and_then(|b| super::metadata::endpoint(b, context.listener))
-        .map_or(
-            (
-                broker.config.advertised_host.clone(),
-                broker.config.advertised_port,
-            ),
-            |e| (e.host.clone(), e.port),
-        );
-    let (host, port) = (sb(host), i32::from(port));
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -116,7 +116,10 @@ pub(crate) fn find_coordinator(
             .map(|key| {
                 let c = Coordinator::default().with_key(key.clone());
                 match lookup(key) {
-                    Ok(()) => c.with_node_id(node).with_host(host.clone()).with_port(port),
+                    Ok((node, host, port)) => c
+                        .with_node_id(BrokerId(node))
+                        .with_host(sb(host))
+                        .with_port(i32::from(port)),
                     Err((e, why)) => c
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
@@ -128,10 +131,10 @@ pub(crate) fn find_coordinator(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     match lookup(&request.key) {
-        Ok(()) => FindCoordinatorResponse::default()
-            .with_node_id(node)
-            .with_host(host)
-            .with_port(port),
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(node))
+            .with_host(sb(host))
+            .with_port(i32::from(port)),
         Err((e, why)) => FindCoordinatorResponse::default()
             .with_error_code(e.code())
             .with_error_message((version >= 1).then(|| sb(why)))
@@ -501,12 +504,8 @@ pub(crate) fn offset_delete(
 ) -> OffsetDeleteResponse {
     let mut known = Vec::new();
     for t in &request.topics {
-        let topic = broker.topic(t.name.as_str());
         for p in &t.partitions {
-            let exists = topic
-                .as_ref()
-                .is_some_and(|t| t.partition(p.partition_index).is_some());
-            known.push(exists);
+            known.push(broker.partition_exists(t.name.as_str(), p.partition_index));
         }
     }
     let wanted: Vec<(String, i32)> = request

@@ -49,9 +49,8 @@ pub(crate) fn add_partitions(
 ) -> AddPartitionsToTxnResponse {
     let mut known = Vec::new();
     for t in &request.v3_and_below_topics {
-        let topic = broker.topic(t.name.as_str());
         for p in &t.partitions {
-            known.push(topic.as_ref().is_some_and(|t| t.partition(*p).is_some()));
+            known.push(broker.partition_exists(t.name.as_str(), *p));
         }
     }
     let all_known = known.iter().all(|k| *k);

@@ -264,13 +264,17 @@ impl TxnCoordinator {
         Ok(topic)
     }
 
-    /// FindCoordinator for a transactional id: this node, once the state topic exists.
-    pub fn find(&self, broker: &Broker, transactional_id: &str) -> Result<(), ResponseError> {
+    /// FindCoordinator for a transactional id: the state topic, once it exists (the
+    /// coordinator is its partition's leader).
+    pub fn find(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+    ) -> Result<Arc<Topic>, ResponseError> {
         if transactional_id.is_empty() {
             return Err(ResponseError::InvalidRequest);
         }
         self.state_topic(broker)
-            .map(|_| ())
             .map_err(|_| ResponseError::CoordinatorNotAvailable)
     }
 
@@ -278,9 +282,12 @@ impl TxnCoordinator {
     fn persist(&self, broker: &Broker, id: &str, m: Option<&TxnMetadata>) -> Result<(), ApiError> {
         let topic = self.state_topic(broker)?;
         let index = partition_for(id, topic.partitions.len() as i32);
-        let partition = topic
-            .partition(index)
-            .ok_or_else(|| ApiError::new(ResponseError::CoordinatorNotAvailable, ""))?;
+        let partition = topic.partition(index).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::NotCoordinator,
+                "this broker does not host the transactional id's partition",
+            )
+        })?;
         let now = wall_ms();
         let record = (records::encode_key(id), m.map(records::encode_value));
         let batch = crate::internal::encode_batch(&[record], now, None)?;
