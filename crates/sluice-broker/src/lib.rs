@@ -10,6 +10,7 @@ pub mod group;
 mod handlers;
 pub mod internal;
 pub mod listeners;
+mod liveness;
 pub mod node;
 pub mod partition;
 pub mod retention;

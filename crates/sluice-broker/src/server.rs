@@ -150,6 +150,8 @@ pub async fn run(
         .quorum()
         .watch()
         .map(|rx| tokio::spawn(follow_images(broker.clone(), rx)));
+    let multi_voter = crate::node::is_multi_voter(&broker.config);
+    let liveness = multi_voter.then(|| tokio::spawn(crate::liveness::run(broker.clone())));
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);
     let mut accept_loops = tokio::task::JoinSet::new();
@@ -200,6 +202,12 @@ pub async fn run(
         _ = accept_loops.join_next() => {}
         _ = shutdown => tracing::info!("shutting down"),
     }
+    if let Some(l) = liveness {
+        l.abort();
+    }
+    if multi_voter {
+        controlled_shutdown(&broker).await;
+    }
     // Ending the accept loops drops their senders; the connection tasks hold the rest.
     accept_loops.shutdown().await;
     if let Some(f) = follower {
@@ -226,6 +234,22 @@ pub async fn run(
         })?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Kafka's controlled shutdown: asks the controller to move this broker's leaderships to other
+/// in-sync replicas (and fence it) before the node stops, so clients move on at once rather
+/// than after a session timeout. Bounded by the quorum's own submit timeout.
+async fn controlled_shutdown(broker: &Arc<Broker>) {
+    let request = sluice_metadata::controller::ControllerRequest::ControlledShutdown {
+        broker_id: broker.config.node_id,
+        broker_epoch: broker.broker_epoch(),
+    };
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || b.quorum().submit(request)).await {
+        Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown did not commit"),
+        Err(e) => tracing::warn!(error = %e, "controlled shutdown task failed"),
+    }
 }
 
 /// Publishes every image the quorum commits to the hosted partitions (changes made through

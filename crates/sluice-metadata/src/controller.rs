@@ -279,6 +279,83 @@ pub fn unfence_broker(
     Ok(records)
 }
 
+/// The records that fence broker `broker_id` (its session expired, or it shuts down under
+/// control): the broker is marked fenced, leaves the ISR of every partition where others remain,
+/// and each partition it led gets the next in-sync replica on a live broker as leader (a new
+/// leader epoch), or no leader when it was the last one in sync, as Kafka's controller does.
+/// Nothing to do for a broker fenced already, or a stale registration.
+pub fn fence_broker(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    controlled: bool,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let broker = image.brokers.get(&broker_id).ok_or_else(|| {
+        ControllerError::StaleBroker(format!("broker {broker_id} is not registered"))
+    })?;
+    if broker.epoch != broker_epoch {
+        return Err(ControllerError::StaleBroker(format!(
+            "broker {broker_id} epoch {broker_epoch} is stale (registered as {})",
+            broker.epoch
+        )));
+    }
+    let mut records = Vec::new();
+    if !broker.fenced || (controlled && !broker.in_controlled_shutdown) {
+        records.push(MetadataRecord::BrokerRegistrationChange(
+            BrokerRegistrationChangeRecord {
+                broker_id,
+                broker_epoch,
+                fenced: Some(true),
+                in_controlled_shutdown: controlled.then_some(true),
+            },
+        ));
+    }
+    for topic in image.topics() {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            if let Some(change) = without_broker(image, topic.id, i as i32, p, broker_id) {
+                records.push(MetadataRecord::PartitionChange(change));
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// The change that takes `broker_id` out of partition `p`'s leadership and ISR, if it is in
+/// either.
+fn without_broker(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition_id: i32,
+    p: &PartitionImage,
+    broker_id: i32,
+) -> Option<PartitionChangeRecord> {
+    if !p.isr.contains(&broker_id) && p.leader != broker_id {
+        return None;
+    }
+    let others: Vec<i32> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|id| *id != broker_id)
+        .collect();
+    let mut change = PartitionChangeRecord {
+        partition_id,
+        topic_id,
+        ..Default::default()
+    };
+    if !others.is_empty() {
+        change.isr = Some(others.clone());
+    }
+    if p.leader == broker_id {
+        let next = others
+            .iter()
+            .copied()
+            .find(|id| image.broker_is_live(*id) && *id != broker_id);
+        change.leader = Some(next.unwrap_or(NO_LEADER));
+    }
+    (!is_noop(&change, p)).then_some(change)
+}
+
 /// Partition records for `assignment`, numbered from `first`: the leader is the first replica
 /// on a live broker, the ISR every replica on a live broker.
 fn partition_records<'a>(
@@ -539,6 +616,21 @@ pub enum ControllerRequest {
         /// Its registration epoch.
         broker_epoch: i64,
     },
+    /// The active controller lost a broker's session: fence it and move its leaderships.
+    FenceBroker {
+        /// The broker.
+        broker_id: i32,
+        /// Its registration epoch.
+        broker_epoch: i64,
+    },
+    /// A broker stopping cleanly asks for its leaderships to move first (Kafka's controlled
+    /// shutdown); it is fenced as it goes.
+    ControlledShutdown {
+        /// The broker.
+        broker_id: i32,
+        /// Its registration epoch.
+        broker_epoch: i64,
+    },
 }
 
 /// What the controller answers besides the records it wrote.
@@ -619,6 +711,20 @@ pub fn plan(
             broker_epoch,
         } => (
             unfence_broker(image, *broker_id, *broker_epoch)?,
+            ControllerReply::Done,
+        ),
+        ControllerRequest::FenceBroker {
+            broker_id,
+            broker_epoch,
+        } => (
+            fence_broker(image, *broker_id, *broker_epoch, false)?,
+            ControllerReply::Done,
+        ),
+        ControllerRequest::ControlledShutdown {
+            broker_id,
+            broker_epoch,
+        } => (
+            fence_broker(image, *broker_id, *broker_epoch, true)?,
             ControllerReply::Done,
         ),
     })

@@ -339,3 +339,127 @@ fn a_new_controller_is_elected_after_the_active_one_is_killed() {
         cluster.log(victim)
     );
 }
+
+/// `sluice cluster status` against one node: broker id → "active" or "fenced".
+fn broker_states(bootstrap: &str) -> BTreeMap<i32, String> {
+    let Ok(out) = Command::new(SLUICE)
+        .args(["cluster", "status", "--bootstrap-server", bootstrap])
+        .output()
+    else {
+        return BTreeMap::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .skip_while(|l| *l != "Brokers:")
+        .skip(1)
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            Some((fields.first()?.parse().ok()?, fields.last()?.to_string()))
+        })
+        .collect()
+}
+
+/// A node stopped with SIGSTOP loses its session: after `broker.session.timeout.ms` the
+/// controller fences it, Metadata stops listing it and its partitions have no leader (their
+/// only replica); after SIGCONT it is unfenced and leads them again.
+#[test]
+fn a_paused_broker_is_fenced_after_its_session_and_unfenced_when_it_resumes() {
+    let mut cluster = TestCluster::start(
+        SLUICE,
+        3,
+        None,
+        &[
+            "broker.session.timeout.ms=3000",
+            "broker.heartbeat.interval.ms=500",
+        ],
+    );
+    let all = cluster.bootstrap();
+    assert!(wait_for(TIMEOUT, || broker_ids(&all).len() == 3));
+    create(&all, "solo", 6, 1).expect("create");
+    let mut leader = None;
+    assert!(wait_for(TIMEOUT, || {
+        leader = quorum_leader(&cluster.node_bootstrap(0));
+        leader.is_some()
+    }));
+    let controller = leader.unwrap().0;
+    // Pause a node that is not the active controller.
+    let victim = (1..=3).find(|id| *id != controller).unwrap();
+    let witness = (1..=3).find(|id| *id != victim).unwrap();
+    let witness_bootstrap = cluster.node_bootstrap((witness - 1) as usize);
+    let mut view = None;
+    assert!(wait_for(TIMEOUT, || {
+        view = topic_view(&witness_bootstrap, "solo");
+        view.is_some()
+    }));
+    let led: Vec<usize> = view
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.0 == victim)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!led.is_empty(), "node {victim} leads some partition");
+
+    let paused_at = Instant::now();
+    cluster.pause((victim - 1) as usize);
+    assert!(
+        wait_for(TIMEOUT, || broker_states(&witness_bootstrap)
+            .get(&victim)
+            .is_some_and(|s| s == "fenced")),
+        "node {victim} was not fenced:\n{}",
+        cluster.log((controller - 1) as usize)
+    );
+    println!(
+        "node {victim} fenced {} ms after SIGSTOP (session 3000 ms)",
+        paused_at.elapsed().as_millis()
+    );
+    assert!(wait_for(TIMEOUT, || !broker_ids(&witness_bootstrap)
+        .contains(&victim)));
+    assert!(wait_for(TIMEOUT, || topic_view(&witness_bootstrap, "solo")
+        .is_some_and(|v| led.iter().all(|i| v[*i].0 == -1))));
+
+    cluster.resume((victim - 1) as usize);
+    assert!(
+        wait_for(TIMEOUT, || broker_states(&witness_bootstrap)
+            .get(&victim)
+            .is_some_and(|s| s == "active")),
+        "node {victim} was not unfenced"
+    );
+    assert!(wait_for(TIMEOUT, || topic_view(&witness_bootstrap, "solo")
+        .is_some_and(|v| led.iter().all(|i| v[*i].0 == victim))));
+}
+
+/// SIGTERM is a controlled shutdown: before the node exits, the controller moves the
+/// leaderships it held to other in-sync replicas, so clients see new leaders at once.
+#[test]
+fn sigterm_moves_leaderships_away_before_the_node_stops() {
+    let mut cluster = TestCluster::start(SLUICE, 3, None, &[]);
+    let all = cluster.bootstrap();
+    assert!(wait_for(TIMEOUT, || broker_ids(&all).len() == 3));
+    create(&all, "moving", 3, 3).expect("create");
+    let mut view = None;
+    assert!(wait_for(TIMEOUT, || {
+        view = topic_view(&cluster.node_bootstrap(0), "moving");
+        view.as_ref().is_some_and(|v| v.len() == 3)
+    }));
+    let before = view.unwrap();
+    let victim = before[0].0;
+    assert!(cluster.stop((victim - 1) as usize), "clean exit");
+    let witness = (1..=3).find(|id| *id != victim).unwrap();
+    let witness_bootstrap = cluster.node_bootstrap((witness - 1) as usize);
+    let mut after = None;
+    assert!(
+        wait_for(TIMEOUT, || {
+            after = topic_view(&witness_bootstrap, "moving");
+            after
+                .as_ref()
+                .is_some_and(|v| v.iter().all(|p| p.0 != victim && p.0 >= 0))
+        }),
+        "leaderships did not move off node {victim}: {after:?}"
+    );
+    for (p, (leader, replicas, isr)) in after.unwrap().iter().enumerate() {
+        assert!(!isr.contains(&victim), "partition {p}: {isr:?}");
+        assert!(isr.contains(leader));
+        assert_eq!(replicas, &before[p].1);
+    }
+}

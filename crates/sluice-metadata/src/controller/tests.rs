@@ -344,3 +344,65 @@ fn a_change_that_breaks_partition_invariants_does_not_replay() {
     assert!(image.replay(&outside_isr, 100).is_err());
     assert_eq!(image, before, "a refused record leaves the image as it was");
 }
+
+#[test]
+fn fencing_moves_leaderships_to_the_next_in_sync_replica_and_unfencing_brings_the_rest_back() {
+    let mut image = cluster(&[(1, None), (2, None), (3, None)]);
+    let rf3 = create_topic(
+        &image,
+        "rf3",
+        Uuid::new_v4(),
+        &auto(3, 3),
+        fixed(),
+        &BTreeMap::new(),
+    );
+    apply(&mut image, rf3.unwrap());
+    let rf1 = create_topic(
+        &image,
+        "rf1",
+        Uuid::new_v4(),
+        &auto(3, 1),
+        fixed(),
+        &BTreeMap::new(),
+    );
+    apply(&mut image, rf1.unwrap());
+    let epoch = image.brokers[&1].epoch;
+    assert!(matches!(
+        fence_broker(&image, 1, epoch + 100, false),
+        Err(ControllerError::StaleBroker(_))
+    ));
+    let before = image.clone();
+    let records = fence_broker(&image, 1, epoch, false).unwrap();
+    apply(&mut image, records);
+    assert!(!image.broker_is_live(1));
+    for (i, p) in image.topic("rf3").unwrap().partitions.iter().enumerate() {
+        let old = &before.topic("rf3").unwrap().partitions[i];
+        assert!(!p.isr.contains(&1), "{p:?}");
+        assert_ne!(p.leader, 1);
+        assert!(p.isr.contains(&p.leader));
+        let moved = old.leader == 1;
+        assert_eq!(p.leader_epoch, old.leader_epoch + i32::from(moved));
+    }
+    for p in &image.topic("rf1").unwrap().partitions {
+        if p.replicas == [1] {
+            assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1]));
+        } else {
+            assert_ne!(p.leader, NO_LEADER);
+        }
+    }
+    // Fencing twice changes nothing.
+    assert!(fence_broker(&image, 1, epoch, false).unwrap().is_empty());
+    let records = unfence_broker(&image, 1, epoch).unwrap();
+    apply(&mut image, records);
+    assert!(image.broker_is_live(1));
+    assert!(image
+        .topic("rf1")
+        .unwrap()
+        .partitions
+        .iter()
+        .all(|p| p.leader == p.replicas[0]));
+    // A controlled shutdown marks the broker as shutting down too.
+    let records = fence_broker(&image, 2, image.brokers[&2].epoch, true).unwrap();
+    apply(&mut image, records);
+    assert!(image.brokers[&2].fenced && image.brokers[&2].in_controlled_shutdown);
+}
