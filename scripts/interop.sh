@@ -266,7 +266,8 @@ done
 # ---------------------------------------------------------------- Kafka's command-line tools
 cli_topic="interop-$RUN_ID-cli-topics"
 for check in topics-create topics-list topics-describe topics-alter topics-delete \
-             console configs-topic configs-broker perf-test get-offsets; do
+             console configs-topic configs-broker perf-test get-offsets \
+             features-describe quorum-describe; do
   name="cli/$check"
   selected "$name" || continue
   check_installed "$name" cli || continue

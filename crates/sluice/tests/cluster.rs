@@ -284,10 +284,16 @@ fn records_go_to_each_partitions_leader_and_come_back() {
 
 /// SIGKILL of the active controller: the two others elect a new one (a higher epoch) and
 /// topic creation goes on; the time from the kill to the next created topic is printed. The
-/// killed node, restarted, catches up with what was created while it was down.
+/// killed node, restarted, catches up with the 20 topics created while it was down, which with
+/// a 2 KiB snapshot threshold the others hold in a snapshot, their log truncated behind it.
 #[test]
 fn a_new_controller_is_elected_after_the_active_one_is_killed() {
-    let mut cluster = TestCluster::start(SLUICE, 3, None, &[]);
+    let mut cluster = TestCluster::start(
+        SLUICE,
+        3,
+        None,
+        &["metadata.log.max.record.bytes.between.snapshots=2048"],
+    );
     let all = cluster.bootstrap();
     assert!(wait_for(TIMEOUT, || broker_ids(&all).len() == 3));
     let mut before = None;
@@ -331,11 +337,24 @@ fn a_new_controller_is_elected_after_the_active_one_is_killed() {
     assert_ne!(new_leader, leader);
     assert!(new_epoch > epoch, "epoch {new_epoch} after {epoch}");
 
+    for i in 0..20 {
+        create(&survivor_bootstrap, &format!("while-down-{i}"), 2, 1).expect("create while down");
+    }
+    let snapshot = cluster
+        .data_dir(survivor)
+        .join("__cluster_metadata-0/raft/snapshot");
+    assert!(
+        wait_for(TIMEOUT, || snapshot.exists()),
+        "no metadata snapshot on node {}",
+        survivor + 1
+    );
     cluster.restart(victim);
     let back = cluster.node_bootstrap(victim);
     assert!(
-        wait_for(TIMEOUT, || topic_view(&back, "after-kill").is_some()),
-        "the restarted node does not know the topic created while it was down:\n{}",
+        wait_for(TIMEOUT, || topic_view(&back, "after-kill").is_some()
+            && topic_view(&back, "while-down-19")
+                .is_some_and(|v| v.len() == 2)),
+        "the restarted node does not know the topics created while it was down:\n{}",
         cluster.log(victim)
     );
 }
