@@ -89,6 +89,8 @@ if [ "${SKIP_INTEROP:-0}" != 1 ]; then
   suite groups groups_suite
   # transactions across clients (interop/txn), against a server txn.sh starts itself
   suite txn interop/txn/txn.sh
+  # a three-node cluster seen through Kafka's own tools (interop/cluster, about 40 s)
+  suite cluster interop/cluster/cluster.sh
   if [ -x compat/librdkafka/run.sh ]; then
     step "build librdkafka's test runner"
     compat/librdkafka/build.sh || broken+=(librdkafka-build)

@@ -41,6 +41,8 @@ pub struct Client {
     versions: HashMap<i16, (i16, i16)>,
     /// Address connected to, for messages.
     addr: String,
+    /// The `client.id` sent with every request.
+    client_id: StrBytes,
 }
 
 impl Client {
@@ -55,6 +57,7 @@ impl Client {
             correlation_id: 0,
             versions: HashMap::new(),
             addr: addr.to_string(),
+            client_id: StrBytes::from_static_str("sluice-cli"),
         };
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("sluice-cli"))
@@ -72,6 +75,11 @@ impl Client {
                 .insert(k.api_key, (k.min_version, k.max_version));
         }
         Ok(client)
+    }
+
+    /// Sends `client_id` as the `client.id` of the requests that follow.
+    pub fn set_client_id(&mut self, client_id: &'static str) {
+        self.client_id = StrBytes::from_static_str(client_id);
     }
 
     /// The address this client is connected to.
@@ -116,7 +124,7 @@ impl Client {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-cli")));
+            .with_client_id(Some(self.client_id.clone()));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         let proto = |e: anyhow::Error| ClientError::Protocol(e.to_string());

@@ -114,7 +114,7 @@ pub(crate) async fn handle(
             ResponseKind::DescribeCluster(admin::cluster::describe_cluster(broker, context, r))
         }
         RequestKind::DescribeQuorum(r) => {
-            ResponseKind::DescribeQuorum(admin::quorum::describe_quorum(broker, r))
+            ResponseKind::DescribeQuorum(admin::quorum::describe_quorum(broker, context, r).await)
         }
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
             admin::cluster::describe_topic_partitions(broker, r),

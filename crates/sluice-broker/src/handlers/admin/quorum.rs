@@ -2,6 +2,7 @@
 //! `kafka-metadata-quorum describe --status` and `--replication` print.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -11,18 +12,69 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::super::sb;
+use super::super::{sb, RequestContext};
 use crate::broker::Broker;
 
 /// The metadata log's topic name, Kafka's.
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
-/// Answers DescribeQuorum. Brokers that are not voters are the quorum's observers.
-pub(crate) fn describe_quorum(
+/// The `client.id` of forwarded requests: a node never forwards one again, so two nodes that
+/// each think the other leads cannot pass a request back and forth.
+const FORWARDED_CLIENT_ID: &str = "sluice-controller-forward";
+
+/// Longest wait for the active controller's answer when a request is forwarded to it.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers DescribeQuorum. Only the active controller knows every voter's progress, so a node
+/// that is not it forwards the request to it (through the leader's client listener, as Kafka's
+/// brokers forward to the controller) and relays the answer; it answers itself only when there
+/// is no leader to ask or the leader cannot be reached.
+pub(crate) async fn describe_quorum(
     broker: &Arc<Broker>,
-    _request: DescribeQuorumRequest,
+    context: &RequestContext<'_>,
+    request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
     let status = broker.quorum().status();
+    let forwarded = context.client_id == FORWARDED_CLIENT_ID;
+    if !forwarded && status.leader_id >= 0 && status.leader_id != broker.config.node_id {
+        match forward(broker, context, status.leader_id, &request).await {
+            Ok(response) => return response,
+            Err(e) => tracing::debug!(error = %e, "DescribeQuorum not forwarded; answering locally"),
+        }
+    }
+    local(broker, status)
+}
+
+async fn forward(
+    broker: &Broker,
+    context: &RequestContext<'_>,
+    leader: i32,
+    request: &DescribeQuorumRequest,
+) -> Result<DescribeQuorumResponse, String> {
+    let image = broker.image();
+    let endpoint = image
+        .brokers
+        .get(&leader)
+        .and_then(|b| super::super::metadata::endpoint(b, context.listener))
+        .ok_or_else(|| format!("no endpoint for controller {leader}"))?;
+    let addr = format!("{}:{}", endpoint.host, endpoint.port);
+    let call = async {
+        let mut client = sluice_client::Client::connect(&addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        client.set_client_id(FORWARDED_CLIENT_ID);
+        client
+            .call(request, context.api_version)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(FORWARD_TIMEOUT, call)
+        .await
+        .map_err(|_| format!("controller {leader} at {addr} did not answer"))?
+}
+
+/// This node's own view of the quorum.
+fn local(broker: &Broker, status: sluice_metadata::quorum::QuorumStatus) -> DescribeQuorumResponse {
     let image = broker.image();
     let voters: Vec<ReplicaState> = status
         .voters
