@@ -237,13 +237,13 @@ pub fn register_broker(registration: &Registration, offset: i64) -> MetadataReco
     })
 }
 
-/// The records that unfence broker `broker_id` and elect it leader of the partitions that have
-/// none and list it as a replica (their ISR holds only it then, or it was the last one in).
-pub fn unfence_broker(
+/// Broker `broker_id`'s registration, if `broker_epoch` is its current one: a request naming an
+/// older registration (a previous run of the process) is refused as stale.
+fn current_registration(
     image: &MetadataImage,
     broker_id: i32,
     broker_epoch: i64,
-) -> Result<Vec<MetadataRecord>, ControllerError> {
+) -> Result<&crate::image::BrokerRegistration, ControllerError> {
     let broker = image.brokers.get(&broker_id).ok_or_else(|| {
         ControllerError::StaleBroker(format!("broker {broker_id} is not registered"))
     })?;
@@ -253,6 +253,17 @@ pub fn unfence_broker(
             broker.epoch
         )));
     }
+    Ok(broker)
+}
+
+/// The records that unfence broker `broker_id` and elect it leader of the partitions that have
+/// none and list it as a replica (their ISR holds only it then, or it was the last one in).
+pub fn unfence_broker(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let broker = current_registration(image, broker_id, broker_epoch)?;
     let mut records = Vec::new();
     if broker.fenced {
         records.push(MetadataRecord::BrokerRegistrationChange(
@@ -290,15 +301,7 @@ pub fn fence_broker(
     broker_epoch: i64,
     controlled: bool,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let broker = image.brokers.get(&broker_id).ok_or_else(|| {
-        ControllerError::StaleBroker(format!("broker {broker_id} is not registered"))
-    })?;
-    if broker.epoch != broker_epoch {
-        return Err(ControllerError::StaleBroker(format!(
-            "broker {broker_id} epoch {broker_epoch} is stale (registered as {})",
-            broker.epoch
-        )));
-    }
+    let broker = current_registration(image, broker_id, broker_epoch)?;
     let mut records = Vec::new();
     if !broker.fenced || (controlled && !broker.in_controlled_shutdown) {
         records.push(MetadataRecord::BrokerRegistrationChange(

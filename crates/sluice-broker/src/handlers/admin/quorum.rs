@@ -39,7 +39,9 @@ pub(crate) async fn describe_quorum(
     if !forwarded && status.leader_id >= 0 && status.leader_id != broker.config.node_id {
         match forward(broker, context, status.leader_id, &request).await {
             Ok(response) => return response,
-            Err(e) => tracing::debug!(error = %e, "DescribeQuorum not forwarded; answering locally"),
+            Err(e) => {
+                tracing::debug!(error = %e, "DescribeQuorum not forwarded; answering locally")
+            }
         }
     }
     local(broker, status)
