@@ -72,7 +72,29 @@ fn broker_ids(bootstrap: &str) -> BTreeSet<i32> {
         .unwrap_or_default()
 }
 
+/// Creates a topic, retrying while the quorum is briefly unavailable (an election on a loaded
+/// machine answers REQUEST_TIMED_OUT); a retry that finds the topic made by an earlier attempt
+/// counts as done. Gives up after `TIMEOUT` with the last error.
 fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32) -> Result<(), String> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut attempt = 0;
+    loop {
+        match create_once(bootstrap, name, partitions, rf) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt > 0 && e.contains("TopicAlreadyExists") => return Ok(()),
+            Err(e) if e.contains("RequestTimedOut") || e.contains("NotController") => {
+                if Instant::now() > deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+        attempt += 1;
+    }
+}
+
+fn create_once(bootstrap: &str, name: &str, partitions: i32, rf: i32) -> Result<(), String> {
     let a = admin(bootstrap);
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf));
@@ -311,7 +333,7 @@ fn a_new_controller_is_elected_after_the_active_one_is_killed() {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match create(&survivor_bootstrap, "after-kill", 1, 1) {
+        match create_once(&survivor_bootstrap, "after-kill", 1, 1) {
             Ok(()) => break,
             Err(e) if e.contains("TopicAlreadyExists") => break,
             Err(e) => {
