@@ -111,6 +111,27 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Pause between two attempts to reach a quorum that has no leader.
+const QUORUM_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Submits `request`, trying again for as long as the quorum has no leader (at start, before a
+/// majority of the voters is up): a node waits for its quorum, saying so, rather than exit.
+/// Blocking; the server stops waiting when it is asked to shut down.
+fn submit_until_available(
+    quorum: &dyn MetadataQuorum,
+    request: ControllerRequest,
+) -> Result<sluice_metadata::quorum::Committed, ApiError> {
+    loop {
+        match quorum.submit(request.clone()) {
+            Err(sluice_metadata::quorum::QuorumError::Unavailable(why)) => {
+                tracing::warn!(%why, "waiting for the metadata quorum (a majority of controller.quorum.voters must be up)");
+                std::thread::sleep(QUORUM_RETRY_BACKOFF);
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// The block of producer ids this broker hands out, from the controller.
 #[derive(Debug)]
 struct ProducerIds {
@@ -244,9 +265,10 @@ impl Broker {
             rack: self.config.rack.clone(),
             log_dirs: Vec::new(),
         };
-        let committed = self
-            .quorum
-            .submit(ControllerRequest::RegisterBroker(registration))?;
+        let committed = submit_until_available(
+            &*self.quorum,
+            ControllerRequest::RegisterBroker(registration),
+        )?;
         let ControllerReply::Registered(epoch) = committed.reply else {
             return Err(ApiError::new(
                 ResponseError::UnknownServerError,
@@ -254,10 +276,11 @@ impl Broker {
             ));
         };
         self.broker_epoch.store(epoch, Ordering::Release);
-        let committed = self.quorum.submit(ControllerRequest::UnfenceBroker {
+        let unfence = ControllerRequest::UnfenceBroker {
             broker_id: self.config.node_id,
             broker_epoch: epoch,
-        })?;
+        };
+        let committed = submit_until_available(&*self.quorum, unfence)?;
         self.publish(committed.image)?;
         tracing::info!(
             node = self.config.node_id,

@@ -183,10 +183,20 @@ pub async fn open_cluster(
             .features
             .contains_key(sluice_metadata::features::METADATA_VERSION)
     {
-        quorum
-            .bootstrap_async(sluice_metadata::features::bootstrap_records())
-            .await
-            .map_err(|e| StorageError::Invalid(e.to_string()))?;
+        // Until a majority of the voters is up there is no leader: wait for it, saying so.
+        loop {
+            match quorum
+                .bootstrap_async(sluice_metadata::features::bootstrap_records())
+                .await
+            {
+                Ok(_) => break,
+                Err(sluice_metadata::raft::RaftQuorumError::Unavailable(why)) => {
+                    tracing::warn!(%why, "waiting for the metadata quorum (a majority of controller.quorum.voters must be up)");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(StorageError::Invalid(e.to_string())),
+            }
+        }
     }
     Ok(NodeStorage {
         cluster_id: meta.cluster_id,

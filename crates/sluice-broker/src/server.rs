@@ -119,7 +119,8 @@ pub async fn run(
         ApiError::new(ResponseError::KafkaStorageError, e.to_string())
     };
     let mut listeners = listeners;
-    let storage = if crate::node::is_multi_voter(&config) {
+    let multi_voter_config = crate::node::is_multi_voter(&config);
+    let controller_socket = if multi_voter_config {
         // The controller listener carries the quorum's Raft traffic.
         let at = listeners
             .iter()
@@ -130,21 +131,35 @@ pub async fn run(
                     "a voter of several needs its controller listener bound",
                 )
             })?;
-        let socket = listeners.remove(at).socket;
-        Some(
-            crate::node::open_cluster(&config, socket)
-                .await
-                .map_err(storage_error)?,
-        )
+        Some(listeners.remove(at).socket)
     } else {
         None
     };
-    let broker = tokio::task::spawn_blocking(move || match storage {
-        Some(s) => Broker::open(config, s.cluster_id, s.quorum),
-        None => Broker::open_local(config),
-    })
-    .await
-    .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))??;
+    let opening = async move {
+        let storage = match controller_socket {
+            Some(socket) => Some(
+                crate::node::open_cluster(&config, socket)
+                    .await
+                    .map_err(storage_error)?,
+            ),
+            None => None,
+        };
+        tokio::task::spawn_blocking(move || match storage {
+            Some(s) => Broker::open(config, s.cluster_id, s.quorum),
+            None => Broker::open_local(config),
+        })
+        .await
+        .map_err(|e| ApiError::new(ResponseError::UnknownServerError, e.to_string()))?
+    };
+    // A node may wait for its quorum at start: a shutdown signal ends the wait.
+    tokio::pin!(shutdown);
+    let broker = tokio::select! {
+        opened = opening => opened?,
+        _ = &mut shutdown => {
+            tracing::info!("shut down before the node was ready");
+            return Ok(());
+        }
+    };
     let broker = Arc::new(broker);
     let follower = broker
         .quorum()
@@ -200,7 +215,7 @@ pub async fn run(
     let txn_timers = tokio::spawn(crate::txn::run_timers(broker.clone()));
     tokio::select! {
         _ = accept_loops.join_next() => {}
-        _ = shutdown => tracing::info!("shutting down"),
+        _ = &mut shutdown => tracing::info!("shutting down"),
     }
     if let Some(l) = liveness {
         l.abort();

@@ -51,6 +51,19 @@ impl TestCluster {
         racks: Option<&[&str]>,
         extra: &[&str],
     ) -> TestCluster {
+        let all: Vec<usize> = (0..n).collect();
+        TestCluster::start_some(binary, n, racks, extra, &all)
+    }
+
+    /// Like [`TestCluster::start`], but formats all `n` nodes and starts only those in
+    /// `running` (positions); the others can be started later with [`TestCluster::restart`].
+    pub fn start_some(
+        binary: impl Into<PathBuf>,
+        n: usize,
+        racks: Option<&[&str]>,
+        extra: &[&str],
+        running: &[usize],
+    ) -> TestCluster {
         let mut cluster = TestCluster {
             binary: binary.into(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -80,13 +93,21 @@ impl TestCluster {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        for i in 0..n {
+        for &i in running {
             cluster.spawn(i);
         }
-        for i in 0..n {
+        for &i in running {
             cluster.wait_serving(i);
         }
         cluster
+    }
+
+    /// Whether node `i`'s process is running (started and not exited).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        self.nodes[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     fn random_cluster_id(&self) -> String {

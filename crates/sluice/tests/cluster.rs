@@ -504,3 +504,29 @@ fn sigterm_moves_leaderships_away_before_the_node_stops() {
         assert_eq!(replicas, &before[p].1);
     }
 }
+
+/// A node whose quorum has no majority yet waits for it instead of exiting, and says so; SIGTERM
+/// ends the wait with a clean exit; once a second voter starts, the quorum forms and both
+/// brokers register and serve.
+#[test]
+fn a_node_waits_for_its_quorum_instead_of_exiting() {
+    let mut cluster = TestCluster::start_some(SLUICE, 3, None, &[], &[0]);
+    assert!(
+        wait_for(TIMEOUT, || cluster
+            .log(0)
+            .contains("waiting for the metadata quorum")),
+        "node 1 does not say it waits:\n{}",
+        cluster.log(0)
+    );
+    assert!(cluster.is_running(0), "node 1 exited:\n{}", cluster.log(0));
+    assert!(cluster.stop(0), "SIGTERM while waiting is a clean exit");
+    cluster.restart(0);
+    cluster.restart(1);
+    let first = cluster.node_bootstrap(0);
+    assert!(
+        wait_for(TIMEOUT, || broker_ids(&first) == BTreeSet::from([1, 2])),
+        "brokers 1 and 2 do not serve:\n{}",
+        cluster.log(0)
+    );
+    create(&first, "with-two-of-three", 2, 1).expect("create with a majority up");
+}
