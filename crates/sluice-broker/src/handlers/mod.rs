@@ -167,7 +167,7 @@ pub(crate) async fn handle(
             ResponseKind::ConsumerGroupDescribe(consumer_groups::describe(broker, r, version))
         }
         other => {
-            // Unreachable while `sluice_proto::api::SUPPORTED` and this match agree; a unit test
+            // Unreachable while `sluice_proto::api::SUPPORTED` and this match agree; the unit test
             // checks that they do.
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a served API");
             return Reply::None;
@@ -187,4 +187,121 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest, ApiKey,
+        ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+        CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+        DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+        DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
+        DescribeTransactionsRequest, EndTxnRequest, FetchRequest, FindCoordinatorRequest,
+        HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+        LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest,
+        MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+        OffsetForLeaderEpochRequest, ProduceRequest, SyncGroupRequest, TxnOffsetCommitRequest,
+    };
+
+    use super::*;
+
+    /// One request of every served API, with every field at its default.
+    fn one_of_each() -> Vec<RequestKind> {
+        vec![
+            RequestKind::from(ProduceRequest::default().with_acks(1)),
+            RequestKind::from(FetchRequest::default()),
+            RequestKind::from(ListOffsetsRequest::default()),
+            RequestKind::from(MetadataRequest::default()),
+            RequestKind::from(OffsetCommitRequest::default()),
+            RequestKind::from(OffsetFetchRequest::default()),
+            RequestKind::from(FindCoordinatorRequest::default()),
+            RequestKind::from(JoinGroupRequest::default()),
+            RequestKind::from(HeartbeatRequest::default()),
+            RequestKind::from(LeaveGroupRequest::default()),
+            RequestKind::from(SyncGroupRequest::default()),
+            RequestKind::from(DescribeGroupsRequest::default()),
+            RequestKind::from(ListGroupsRequest::default()),
+            RequestKind::from(ApiVersionsRequest::default()),
+            RequestKind::from(CreateTopicsRequest::default()),
+            RequestKind::from(DeleteTopicsRequest::default()),
+            RequestKind::from(DeleteRecordsRequest::default()),
+            RequestKind::from(InitProducerIdRequest::default()),
+            RequestKind::from(OffsetForLeaderEpochRequest::default()),
+            RequestKind::from(AddPartitionsToTxnRequest::default()),
+            RequestKind::from(AddOffsetsToTxnRequest::default()),
+            RequestKind::from(EndTxnRequest::default()),
+            RequestKind::from(TxnOffsetCommitRequest::default()),
+            RequestKind::from(DescribeConfigsRequest::default()),
+            RequestKind::from(AlterConfigsRequest::default()),
+            RequestKind::from(IncrementalAlterConfigsRequest::default()),
+            RequestKind::from(CreatePartitionsRequest::default()),
+            RequestKind::from(DeleteGroupsRequest::default()),
+            RequestKind::from(OffsetDeleteRequest::default()),
+            RequestKind::from(DescribeClusterRequest::default()),
+            RequestKind::from(DescribeQuorumRequest::default()),
+            RequestKind::from(DescribeProducersRequest::default()),
+            RequestKind::from(DescribeTransactionsRequest::default()),
+            RequestKind::from(ListTransactionsRequest::default()),
+            RequestKind::from(ConsumerGroupHeartbeatRequest::default()),
+            RequestKind::from(ConsumerGroupDescribeRequest::default()),
+            RequestKind::from(DescribeTopicPartitionsRequest::default()),
+        ]
+    }
+
+    fn key_of(r: &RequestKind) -> ApiKey {
+        let name = format!("{r:?}");
+        let variant = name
+            .split(['(', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        sluice_proto::api::SUPPORTED
+            .iter()
+            .map(|s| s.key)
+            .find(|k| format!("{k:?}") == variant)
+            .unwrap_or_else(|| panic!("{variant} is not in SUPPORTED"))
+    }
+
+    /// The dispatch table and `sluice_proto::api::SUPPORTED` agree: every advertised API has a
+    /// handler that answers (never the silent fallback), even a request of all defaults.
+    #[test]
+    fn every_served_api_has_a_handler_that_answers() {
+        let served: BTreeSet<i16> = sluice_proto::api::SUPPORTED
+            .iter()
+            .map(|s| s.key as i16)
+            .collect();
+        let requests = one_of_each();
+        let listed: BTreeSet<i16> = requests.iter().map(|r| key_of(r) as i16).collect();
+        assert_eq!(
+            listed, served,
+            "one_of_each() must list exactly the served APIs"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::BrokerConfig::load(
+            None,
+            &[format!("log.dirs={}", dir.path().display())],
+        )
+        .unwrap();
+        let broker = Arc::new(Broker::open_local(config).unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        for request in requests {
+            let key = key_of(&request);
+            let range = sluice_proto::api::supported_range(key).unwrap();
+            let context = RequestContext {
+                listener: "PLAINTEXT",
+                api_version: range.max,
+                client_id: "dispatch-test",
+                peer: ([127, 0, 0, 1], 1).into(),
+            };
+            let reply = runtime.block_on(handle(&broker, &context, request));
+            assert!(!matches!(reply, Reply::None), "{key:?} got no answer");
+        }
+    }
 }
