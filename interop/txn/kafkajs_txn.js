@@ -113,6 +113,12 @@ async function stepCtp() {
   await c.run({
     autoCommit: false,
     eachMessage: async ({ topic, partition, message }) => {
+      // The group may be joined and round 1's records fetched before the first transaction is
+      // open (kafkajs takes the transactional id at the first transaction()): hold the record
+      // until its round starts rather than drop it (bounded by the round's timeout).
+      for (let waited = 0; !round && waited < TIMEOUT_MS; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       if (!round) return;
       const v = message.value.toString();
       await round.txn.send({ topic: tout, messages: [{ partition, key: message.key, value: transform(v) }] });
