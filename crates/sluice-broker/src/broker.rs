@@ -332,6 +332,9 @@ impl Broker {
         }
         let mut result = Ok(());
         for t in image.topics() {
+            if self.unchanged_since(&published, &image, t) {
+                continue;
+            }
             if let Err(e) = self.publish_topic(&image, t) {
                 tracing::error!(topic = %t.name, error = %e, "cannot open the topic's partitions");
                 result = Err(e);
@@ -339,6 +342,26 @@ impl Broker {
         }
         *published = image;
         result
+    }
+
+    /// Whether topic `t` of `image` is as `previous` had it, configs included, and hosted as
+    /// published then. Images share unchanged topics (a change copies only the topic it
+    /// touches, and `previous` holds a reference), so the same `Arc` means the same topic: a
+    /// publish then costs one comparison per topic instead of a pass over its partitions.
+    fn unchanged_since(
+        &self,
+        previous: &MetadataImage,
+        image: &MetadataImage,
+        t: &Arc<TopicImage>,
+    ) -> bool {
+        previous
+            .topic(&t.name)
+            .is_some_and(|old| Arc::ptr_eq(old, t))
+            && previous.config_overrides(RESOURCE_TOPIC, &t.name)
+                == image.config_overrides(RESOURCE_TOPIC, &t.name)
+            && self.topic(&t.name).is_some_and(|hosted| {
+                hosted.id == t.id && hosted.partitions.len() == t.partitions.len()
+            })
     }
 
     fn publish_topic(&self, image: &MetadataImage, t: &TopicImage) -> Result<(), ApiError> {
@@ -393,13 +416,6 @@ impl Broker {
         }
         self.data_arrived.notify_waiters();
         Ok(())
-    }
-
-    /// Whether partition `index` of `topic` exists in the cluster (wherever it is hosted).
-    pub fn partition_exists(&self, topic: &str, index: i32) -> bool {
-        self.image()
-            .topic(topic)
-            .is_some_and(|t| t.partition(index).is_some())
     }
 
     /// The topic named `name`.
@@ -498,10 +514,10 @@ impl Broker {
             return Ok(None);
         }
         validate_topic_name(name)?;
-        let placement = Placement::Auto {
-            partitions: self.config.num_partitions,
-            replication_factor: self.config.default_replication_factor,
-        };
+        let placement = Placement::auto(
+            self.config.num_partitions,
+            self.config.default_replication_factor,
+        );
         match self.create_topic(name, placement, BTreeMap::new()) {
             Ok(t) => Ok(Some(t)),
             // Lost a race with another creator: use theirs.

@@ -37,10 +37,7 @@ pub fn ensure_topic(
     // Kafka clamps the internal topics' replication factor to the live brokers only while the
     // cluster has one; with more, `offsets.topic.replication.factor` (and its transaction
     // twin) apply as set, which the replication work brings.
-    let placement = sluice_metadata::controller::Placement::Auto {
-        partitions,
-        replication_factor: 1,
-    };
+    let placement = sluice_metadata::controller::Placement::auto(partitions, 1);
     match broker.create_topic(name, placement, configs) {
         Ok(t) => Ok(t),
         Err(e) if e.code == ResponseError::TopicAlreadyExists => broker

@@ -109,11 +109,7 @@ pub fn open(config: &BrokerConfig) -> Result<NodeStorage, StorageError> {
     }
     // A new cluster, or one bootstrapped before feature levels were written, finalizes the
     // bootstrap levels once.
-    if !quorum
-        .image()
-        .features
-        .contains_key(sluice_metadata::features::METADATA_VERSION)
-    {
+    if sluice_metadata::features::needs_bootstrap(&quorum.image()) {
         quorum.bootstrap(sluice_metadata::features::bootstrap_records())?;
     }
     Ok(NodeStorage {
@@ -177,12 +173,7 @@ pub async fn open_cluster(
     // The lowest voter finalizes the feature levels of a new cluster (once: the others would
     // only write the same levels again).
     let first_voter = config.node.voters.keys().next() == Some(&config.node_id);
-    if first_voter
-        && !quorum
-            .image()
-            .features
-            .contains_key(sluice_metadata::features::METADATA_VERSION)
-    {
+    if first_voter && sluice_metadata::features::needs_bootstrap(&quorum.image()) {
         // Until a majority of the voters is up there is no leader: wait for it, saying so.
         loop {
             match quorum

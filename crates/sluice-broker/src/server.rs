@@ -119,8 +119,8 @@ pub async fn run(
         ApiError::new(ResponseError::KafkaStorageError, e.to_string())
     };
     let mut listeners = listeners;
-    let multi_voter_config = crate::node::is_multi_voter(&config);
-    let controller_socket = if multi_voter_config {
+    let multi_voter = crate::node::is_multi_voter(&config);
+    let controller_socket = if multi_voter {
         // The controller listener carries the quorum's Raft traffic.
         let at = listeners
             .iter()
@@ -165,7 +165,6 @@ pub async fn run(
         .quorum()
         .watch()
         .map(|rx| tokio::spawn(follow_images(broker.clone(), rx)));
-    let multi_voter = crate::node::is_multi_voter(&broker.config);
     let liveness = multi_voter.then(|| tokio::spawn(crate::liveness::run(broker.clone())));
     let (notify_shutdown, _) = broadcast::channel(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel(1);

@@ -56,6 +56,17 @@ pub enum Placement {
     Manual(Vec<Vec<i32>>),
 }
 
+impl Placement {
+    /// `replication_factor` replicas for each of `partitions` partitions, placed by the
+    /// controller.
+    pub fn auto(partitions: i32, replication_factor: i16) -> Placement {
+        Placement::Auto {
+            partitions,
+            replication_factor,
+        }
+    }
+}
+
 /// Where the rack-aware placement starts: Kafka picks both at random per request, so that
 /// leaders spread over the brokers; tests fix them.
 #[derive(Debug, Clone, Copy)]
@@ -142,10 +153,10 @@ pub fn create_partitions(
             }
             Placement::Manual(m)
         }
-        None => Placement::Auto {
-            partitions: total - current,
-            replication_factor: topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16,
-        },
+        None => Placement::auto(
+            total - current,
+            topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16,
+        ),
     };
     let assignment = assign(image, &placement, current, start)?;
     Ok(partition_records(image, topic.id, current, assignment).collect())

@@ -67,6 +67,12 @@ pub const SUPPORTED: &[SupportedFeature] = &[
     },
 ];
 
+/// Whether `image` has no finalized levels yet: a new cluster, or one bootstrapped before
+/// feature levels were written.
+pub fn needs_bootstrap(image: &crate::MetadataImage) -> bool {
+    !image.features.contains_key(METADATA_VERSION)
+}
+
 /// The records that finalize the bootstrap levels of a new cluster (features at level 0 are
 /// not written, as Kafka does).
 pub fn bootstrap_records() -> Vec<MetadataRecord> {

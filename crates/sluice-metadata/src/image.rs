@@ -210,6 +210,12 @@ impl MetadataImage {
         self.topic_names.get(&id).and_then(|n| self.topics.get(n))
     }
 
+    /// Whether partition `index` of topic `topic` exists (wherever it is hosted).
+    pub fn has_partition(&self, topic: &str, index: i32) -> bool {
+        self.topic(topic)
+            .is_some_and(|t| t.partition(index).is_some())
+    }
+
     /// Every topic, in name order.
     pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
         self.topics.values()
@@ -222,10 +228,14 @@ impl MetadataImage {
 
     /// A resource's config overrides (empty when it has none).
     pub fn configs(&self, resource_type: i8, name: &str) -> ConfigMap {
-        self.configs
-            .get(&(resource_type, name.to_string()))
+        self.config_overrides(resource_type, name)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// A resource's config overrides, borrowed; `None` when it has none.
+    pub fn config_overrides(&self, resource_type: i8, name: &str) -> Option<&ConfigMap> {
+        self.configs.get(&(resource_type, name.to_string()))
     }
 
     /// Whether broker `id` is registered and not fenced.

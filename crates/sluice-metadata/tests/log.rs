@@ -33,10 +33,7 @@ fn add_topic(log: &mut MetadataLog, image: &MetadataImage, name: &str) -> Metada
         image,
         name,
         Uuid::new_v4(),
-        &Placement::Auto {
-            partitions: 3,
-            replication_factor: 1,
-        },
+        &Placement::auto(3, 1),
         PlacementStart::random(),
         &BTreeMap::from([("retention.ms".to_string(), "5".to_string())]),
     )

@@ -134,10 +134,7 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 fn create_topic(name: &str) -> ControllerRequest {
     ControllerRequest::CreateTopic {
         name: name.to_string(),
-        placement: Placement::Auto {
-            partitions: 3,
-            replication_factor: 1,
-        },
+        placement: Placement::auto(3, 1),
         configs: BTreeMap::new(),
     }
 }

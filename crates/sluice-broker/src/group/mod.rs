@@ -662,8 +662,9 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(partitions.len());
         let mut accepted = Vec::with_capacity(partitions.len());
         let mut batch = Vec::with_capacity(partitions.len());
+        let image = broker.image();
         for p in partitions {
-            if !broker.partition_exists(&p.topic, p.partition) {
+            if !image.has_partition(&p.topic, p.partition) {
                 results.push(Some(ResponseError::UnknownTopicOrPartition));
             } else if p.metadata.len() > self.config.group.offset_metadata_max_bytes {
                 results.push(Some(ResponseError::OffsetMetadataTooLarge));

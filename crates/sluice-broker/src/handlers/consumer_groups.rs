@@ -214,10 +214,7 @@ mod tests {
         let b = broker(dir.path());
         b.create_topic(
             "t",
-            sluice_metadata::controller::Placement::Auto {
-                partitions: 2,
-                replication_factor: 1,
-            },
+            sluice_metadata::controller::Placement::auto(2, 1),
             Default::default(),
         )
         .unwrap();

@@ -503,9 +503,10 @@ pub(crate) fn offset_delete(
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let mut known = Vec::new();
+    let image = broker.image();
     for t in &request.topics {
         for p in &t.partitions {
-            known.push(broker.partition_exists(t.name.as_str(), p.partition_index));
+            known.push(image.has_partition(t.name.as_str(), p.partition_index));
         }
     }
     let wanted: Vec<(String, i32)> = request
@@ -756,10 +757,7 @@ mod tests {
         let timers = tokio::spawn(crate::group::run_timers(b.clone()));
         b.create_topic(
             "t",
-            sluice_metadata::controller::Placement::Auto {
-                partitions: 2,
-                replication_factor: 1,
-            },
+            sluice_metadata::controller::Placement::auto(2, 1),
             Default::default(),
         )
         .unwrap();

@@ -109,19 +109,28 @@ pub(crate) async fn handle(
     let deadline = tokio::time::Instant::now() + timeout;
     let now = now_ms();
     let txn_id = request.transactional_id.as_ref().map(|t| t.as_str());
-    // (topic name, [(partition index, partition, result)]) in request order.
+    // (topic name, [(partition index, result, partition to wait on for acks=all)]) in request
+    // order; only a successful acks=all write keeps its partition.
     let mut appended = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = broker.topic(topic_data.name.as_str());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
-            let partition = match &topic {
-                Some(t) => t.leader_partition(pd.index).cloned(),
-                None => Err(ApiError::unknown_topic()),
+            let leader = check_acks(acks).and_then(|()| {
+                topic
+                    .as_ref()
+                    .ok_or_else(ApiError::unknown_topic)
+                    .and_then(|t| t.leader_partition(pd.index))
+            });
+            let (result, waiting) = match leader {
+                Ok(p) => {
+                    let result = append_one(broker, p, &pd, txn_id, now, acks);
+                    let waiting = (acks == -1 && result.is_ok()).then(|| p.clone());
+                    (result, waiting)
+                }
+                Err(e) => (Err(e), None),
             };
-            let result = append_one(broker, partition.as_deref(), &pd, txn_id, now, acks);
-            let partition = partition.ok();
-            partitions.push((pd.index, partition, result));
+            partitions.push((pd.index, result, waiting));
         }
         appended.push((topic_data.name, partitions));
     }
@@ -133,8 +142,8 @@ pub(crate) async fn handle(
     let mut responses = Vec::with_capacity(appended.len());
     for (name, partitions) in appended {
         let mut partition_responses = Vec::with_capacity(partitions.len());
-        for (index, partition, mut result) in partitions {
-            if let (-1, Some(p), Ok(r)) = (acks, &partition, &result) {
+        for (index, mut result, waiting) in partitions {
+            if let (Some(p), Ok(r)) = (&waiting, &result) {
                 if let Err(e) = p.await_high_watermark(r.end_offset, deadline).await {
                     result = Err(e);
                 }
@@ -160,22 +169,27 @@ pub(crate) async fn handle(
     Some(ProduceResponse::default().with_responses(responses))
 }
 
-/// Checks and appends one partition of a Produce request.
+/// INVALID_REQUIRED_ACKS unless `acks` is -1, 0 or 1 (checked for every partition before
+/// anything else).
+fn check_acks(acks: i16) -> Result<(), ApiError> {
+    if matches!(acks, -1..=1) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ResponseError::InvalidRequiredAcks,
+        format!("acks must be -1, 0 or 1, not {acks}"),
+    ))
+}
+
+/// Checks and appends one partition of a Produce request on its leader.
 fn append_one(
     broker: &Broker,
-    partition: Result<&Partition, &ApiError>,
+    partition: &Partition,
     pd: &kafka_protocol::messages::produce_request::PartitionProduceData,
     txn_id: Option<&str>,
     now: i64,
     acks: i16,
 ) -> Result<Appended, ApiError> {
-    if !matches!(acks, -1..=1) {
-        return Err(ApiError::new(
-            ResponseError::InvalidRequiredAcks,
-            format!("acks must be -1, 0 or 1, not {acks}"),
-        ));
-    }
-    let partition = partition.map_err(|e| ApiError::new(e.code, e.message.clone()))?;
     match &pd.records {
         Some(records) if !records.is_empty() => {
             verify_transaction(broker, txn_id, partition, records)?;

@@ -48,9 +48,10 @@ pub(crate) fn add_partitions(
     version: i16,
 ) -> AddPartitionsToTxnResponse {
     let mut known = Vec::new();
+    let image = broker.image();
     for t in &request.v3_and_below_topics {
         for p in &t.partitions {
-            known.push(broker.partition_exists(t.name.as_str(), *p));
+            known.push(image.has_partition(t.name.as_str(), *p));
         }
     }
     let all_known = known.iter().all(|k| *k);

@@ -35,13 +35,6 @@ fn apply(image: &mut MetadataImage, records: Vec<MetadataRecord>) {
     }
 }
 
-fn auto(partitions: i32, replication_factor: i16) -> Placement {
-    Placement::Auto {
-        partitions,
-        replication_factor,
-    }
-}
-
 #[test]
 fn topics_get_distinct_replicas_led_by_the_first() {
     let mut image = cluster(&[(1, None), (2, None), (3, None)]);
@@ -49,7 +42,7 @@ fn topics_get_distinct_replicas_led_by_the_first() {
         &image,
         "t",
         Uuid::new_v4(),
-        &auto(6, 3),
+        &Placement::auto(6, 3),
         PlacementStart::random(),
         &BTreeMap::new(),
     )
@@ -94,7 +87,7 @@ fn replicas_land_on_distinct_racks_when_racks_are_set() {
                 &image,
                 "t",
                 Uuid::new_v4(),
-                &auto(12, 3),
+                &Placement::auto(12, 3),
                 start,
                 &BTreeMap::new(),
             )
@@ -116,7 +109,7 @@ fn replication_factor_above_the_live_brokers_is_refused_with_kafkas_message() {
         &image,
         "t",
         Uuid::new_v4(),
-        &auto(1, 3),
+        &Placement::auto(1, 3),
         fixed(),
         &BTreeMap::new(),
     )
@@ -133,7 +126,7 @@ fn replication_factor_above_the_live_brokers_is_refused_with_kafkas_message() {
         &image,
         "t",
         Uuid::new_v4(),
-        &auto(0, 1),
+        &Placement::auto(0, 1),
         fixed(),
         &BTreeMap::new(),
     );
@@ -157,7 +150,7 @@ fn fenced_brokers_get_no_new_replicas_and_lead_nothing() {
         &image,
         "t",
         Uuid::new_v4(),
-        &auto(3, 3),
+        &Placement::auto(3, 3),
         fixed(),
         &BTreeMap::new(),
     );
@@ -222,8 +215,15 @@ fn partitions_added_keep_the_replication_factor_and_configs_replace_whole() {
         ("retention.ms".to_string(), "1000".to_string()),
         ("cleanup.policy".to_string(), "compact".to_string()),
     ]);
-    let records =
-        create_topic(&image, "t", Uuid::new_v4(), &auto(2, 2), fixed(), &configs).unwrap();
+    let records = create_topic(
+        &image,
+        "t",
+        Uuid::new_v4(),
+        &Placement::auto(2, 2),
+        fixed(),
+        &configs,
+    )
+    .unwrap();
     apply(&mut image, records);
     assert_eq!(image.configs(RESOURCE_TOPIC, "t"), configs);
     let records = create_partitions(&image, "t", 5, None, fixed()).unwrap();
@@ -278,7 +278,7 @@ fn unfencing_a_broker_elects_it_where_a_partition_had_no_leader() {
         &image,
         "t",
         Uuid::new_v4(),
-        &auto(2, 1),
+        &Placement::auto(2, 1),
         fixed(),
         &BTreeMap::new(),
     )
@@ -327,7 +327,7 @@ fn a_change_that_breaks_partition_invariants_does_not_replay() {
         &image,
         "t",
         Uuid::new_v4(),
-        &auto(1, 2),
+        &Placement::auto(1, 2),
         fixed(),
         &BTreeMap::new(),
     )
@@ -352,7 +352,7 @@ fn fencing_moves_leaderships_to_the_next_in_sync_replica_and_unfencing_brings_th
         &image,
         "rf3",
         Uuid::new_v4(),
-        &auto(3, 3),
+        &Placement::auto(3, 3),
         fixed(),
         &BTreeMap::new(),
     );
@@ -361,7 +361,7 @@ fn fencing_moves_leaderships_to_the_next_in_sync_replica_and_unfencing_brings_th
         &image,
         "rf1",
         Uuid::new_v4(),
-        &auto(3, 1),
+        &Placement::auto(3, 1),
         fixed(),
         &BTreeMap::new(),
     );

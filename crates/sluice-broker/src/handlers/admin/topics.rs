@@ -120,10 +120,10 @@ fn placement(
         } else {
             t.num_partitions
         };
-        return Ok(Placement::Auto {
+        return Ok(Placement::auto(
             partitions,
-            replication_factor: broker.replication_factor(t.replication_factor),
-        });
+            broker.replication_factor(t.replication_factor),
+        ));
     }
     if t.num_partitions != -1 || t.replication_factor != -1 {
         return Err(ApiError::new(
